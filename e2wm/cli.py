@@ -1,0 +1,224 @@
+"""The ``e2wm`` command. Each subcommand is a thin call into the library.
+
+    e2wm world exec --graph G.json --script S.txt --out FINAL.json
+    e2wm world demo --seed 0 --out demo
+    e2wm scenes generate --seed 0 --count 10 --out scenes/
+    e2wm scenes fetch robothow
+    e2wm scenes check scenes/
+
+Exit status: 0 on success, 1 when a script line fails to execute, 2 for malformed input or usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from e2wm import __version__
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class _InputError(Exception):
+    """Malformed input or arguments: printed as one line, exit status 2."""
+
+
+def _err(message: str) -> None:
+    print(f"e2wm: error: {message}", file=sys.stderr)
+
+
+# ---------------------------------------------------------------------- world
+def _world_exec(args: argparse.Namespace) -> int:
+    from e2wm.world import GraphFormatError, ScriptParseError, World, read_script
+
+    try:
+        world = World.from_json(args.graph)
+        program = read_script(args.script)
+    except (GraphFormatError, ScriptParseError) as err:
+        raise _InputError(str(err)) from None
+    if not world.characters:
+        raise _InputError(f"{args.graph}: the graph has no character (a node with class_name 'character')")
+    try:
+        character = world.character(args.character) if args.character is not None else None
+    except ValueError as err:
+        raise _InputError(f"--character: {err}") from None
+    failed = None
+    for number, line in enumerate(program.lines, start=1):
+        result = world.step(line, character)
+        if result.success:
+            print(f"{number:4d} OK    {line}")
+        else:
+            print(f"{number:4d} FAIL  {line}: {result.reason}")
+            failed = (number, result.reason)
+            break
+    try:
+        world.write_json(args.out)
+    except OSError as err:
+        raise _InputError(f"cannot write {args.out}: {err.strerror}") from None
+    if failed is not None:
+        executed = failed[0] - 1
+        _err(
+            f"{args.script}: line {failed[0]} failed: {failed[1]} "
+            f"({args.out} holds the graph after the {executed} line{'s' if executed != 1 else ''} that executed)"
+        )
+        return EXIT_FAILED
+    print(f"All {len(program.lines)} lines executed; the final graph is in {args.out}.")
+    return EXIT_OK
+
+
+def _world_demo(args: argparse.Namespace) -> int:
+    from e2wm.world.demo import run_demo
+
+    return EXIT_OK if run_demo(args.seed, args.out) else EXIT_FAILED
+
+
+# ---------------------------------------------------------------------- scenes
+def _scenes_generate(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    from e2wm.utils import atomic_write_text
+    from e2wm.world.scenes import GENERATOR_VERSION, generate_scene, scene_id
+
+    if args.count < 1:
+        raise _InputError(f"--count must be at least 1, got {args.count}")
+    if args.characters < 1:
+        raise _InputError(f"--characters must be at least 1, got {args.characters}")
+    out = Path(args.out)
+    entries = []
+    for index in tqdm(range(args.count), desc="generate scenes", unit="scene", disable=args.quiet):
+        graph = generate_scene(args.seed, index, args.characters)
+        name = f"scene-{args.seed}-{index:05d}.json"
+        atomic_write_text(out / name, json.dumps(graph))
+        entries.append({"file": name, "scene_id": scene_id(graph), "index": index, "nodes": len(graph["nodes"])})
+    manifest = {
+        "generator": "e2wm.world.scenes.generator",
+        "generator_version": GENERATOR_VERSION,
+        "seed": args.seed,
+        "characters": args.characters,
+        "scenes": entries,
+    }
+    atomic_write_text(out / "scenes.json", json.dumps(manifest, indent=1))
+    print(f"Wrote {args.count} scene{'s' if args.count != 1 else ''} to {out} (manifest: {out / 'scenes.json'}).")
+    return EXIT_OK
+
+
+def _scenes_fetch(args: argparse.Namespace) -> int:
+    from e2wm.world.scenes import RobotHowUnavailableError, fetch_robothow, load_robothow
+
+    try:
+        folder = fetch_robothow(args.cache_dir, wheel=args.wheel, force=args.force, progress=not args.quiet)
+        programs = load_robothow(folder)
+    except RobotHowUnavailableError as err:
+        raise _InputError(str(err)) from None
+    titles = len({p.title for p in programs})
+    print(f"{len(programs)} RobotHow programs ({titles} activities) with initial and final graphs in {folder}")
+    return EXIT_OK
+
+
+def _scenes_check(args: argparse.Namespace) -> int:
+    from e2wm.world import GraphFormatError, World
+    from e2wm.world.graph import read_graph_json
+    from e2wm.world.scenes import graph_files, scene_id
+
+    bad = 0
+    try:
+        files = [f for path in args.paths for f in graph_files(path)]
+    except GraphFormatError as err:
+        raise _InputError(str(err)) from None
+    for file in files:
+        try:
+            data = read_graph_json(file)
+            world = World.from_dict(data, source=str(file))
+        except GraphFormatError as err:
+            bad += 1
+            print(f"BAD  {err}")
+            continue
+        notes = world.room_violations()
+        rooms = len(world.rooms)
+        print(
+            f"OK   {file}: {len(world.nodes)} nodes, {rooms} rooms, {len(world.characters)} characters, "
+            f"id {scene_id(data)}" + (f"; {len(notes)} room inconsistencies (first: {notes[0]})" if notes else "")
+        )
+    if bad:
+        _err(f"{bad} of {len(files)} graph files are malformed")
+        return EXIT_BAD_INPUT
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="e2wm",
+        description="e2wm: embodied experiences from a world model for language models (E2WM, EWC-LoRA).",
+    )
+    parser.add_argument("--version", action="version", version=f"e2wm {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    world = commands.add_parser("world", help="run VirtualHome scripts in the world model")
+    world_cmds = world.add_subparsers(dest="world_command", metavar="SUBCOMMAND", required=True)
+    run = world_cmds.add_parser(
+        "exec",
+        help="execute a script on a graph and write the final graph",
+        description="Execute a VirtualHome script line by line; stop at the first failing line. "
+        "Exit 0 when every line executed, 1 when a line failed, 2 for malformed input.",
+    )
+    run.add_argument("--graph", required=True, help="VirtualHome graph JSON (or a RobotHow init/final graph file)")
+    run.add_argument("--script", required=True, help="script file: one line per step, e.g. [Grab] <cup> (12)")
+    run.add_argument("--out", required=True, help="where to write the graph after the last successful line")
+    run.add_argument(
+        "--character", type=int, default=None, help="character index (default: the line's <charN>, else 0)"
+    )
+    run.set_defaults(func=_world_exec)
+    demo = world_cmds.add_parser("demo", help="generate a home and run a short plan in it")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--out", default="e2wm-demo", help="folder for scene.json, script.txt and final.json")
+    demo.set_defaults(func=_world_demo)
+
+    scenes = commands.add_parser("scenes", help="generate, fetch and check scenes")
+    scene_cmds = scenes.add_subparsers(dest="scenes_command", metavar="SUBCOMMAND", required=True)
+    gen = scene_cmds.add_parser("generate", help="procedurally generated homes in VirtualHome format")
+    gen.add_argument("--seed", type=int, required=True)
+    gen.add_argument("--count", type=int, required=True)
+    gen.add_argument("--out", required=True, help="output folder")
+    gen.add_argument("--characters", type=int, default=1, help="characters per home (default 1)")
+    gen.add_argument("--quiet", action="store_true", help="no progress bar")
+    gen.set_defaults(func=_scenes_generate)
+    fetch = scene_cmds.add_parser(
+        "fetch",
+        help="fetch real VirtualHome data into the cache",
+        description="Fetch the 518 RobotHow programs with their graphs (from the eai-eval 1.0.5 wheel on PyPI) "
+        "into $E2WM_CACHE/robothow (default ~/.cache/e2wm/robothow). Idempotent.",
+    )
+    fetch.add_argument("source", choices=["robothow"])
+    fetch.add_argument("--cache-dir", default=None, help="folder for the programs (default $E2WM_CACHE/robothow)")
+    fetch.add_argument("--wheel", default=None, help="use this local eai_eval-1.0.5 wheel instead of downloading it")
+    fetch.add_argument("--force", action="store_true", help="rebuild the cache even if it is complete")
+    fetch.add_argument("--quiet", action="store_true", help="no progress bars")
+    fetch.set_defaults(func=_scenes_fetch)
+    check = scene_cmds.add_parser("check", help="validate VirtualHome graph files")
+    check.add_argument("paths", nargs="+", help="graph files or folders of them")
+    check.set_defaults(func=_scenes_check)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except _InputError as err:
+        _err(str(err))
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
