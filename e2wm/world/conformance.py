@@ -21,7 +21,7 @@ import contextlib
 import importlib
 import importlib.util
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -92,13 +92,22 @@ def _effective_room(world: World, node: int, moved: set[int], memo: dict[int, in
     return room
 
 
-def graph_key(world: World, initial: World | None = None) -> GraphKey:
+_MOVING_VERBS = frozenset({"Grab", "PutBack", "PutIn", "PutObjBack", "Drop", "Release", "Pour", "PutOn", "PutOff"})
+
+
+def _handled(lines: Sequence[ScriptLine]) -> set[int]:
+    """Objects that executed lines picked up, put or poured (their rooms may have been updated)."""
+    return {line.args[0].node_id for line in lines if line.verb in _MOVING_VERBS and line.args}
+
+
+def graph_key(world: World, initial: World | None = None, handled: Iterable[int] = ()) -> GraphKey:
     """Extract the compared parts of a graph. ``initial`` (the graph before the run) tells which
-    nodes moved, whose rooms are then also computed through their containment chain."""
+    nodes moved; their rooms, and those of ``handled`` nodes, are also computed through their
+    containment chain."""
     states = frozenset((n.id, s) for n in world.nodes.values() for s in n.states)
     edges = set(world.edges(("ON", "HOLDS_RH", "HOLDS_LH")))
     edges.update(e for e in world.edges(("INSIDE",)) if e[2] not in world.rooms)
-    moved = set()
+    moved = set(handled)
     if initial is not None:
         moved = {
             n
@@ -107,7 +116,8 @@ def graph_key(world: World, initial: World | None = None) -> GraphKey:
             and world.nodes[n].class_name != "character"
             and (n not in initial.nodes or _placement(world, n) != _placement(initial, n))
         }
-    rooms, effective, memo = set(), set(), {}
+    rooms, effective = set(), set()
+    memo: dict[int, int | None] = {}
     for node in world.nodes:
         if node in world.rooms:
             continue
@@ -140,7 +150,9 @@ def run_e2wm(graph: dict[str, Any], lines: Sequence[ScriptLine]) -> Outcome:
     initial = world.copy()
     results = world.execute(lines)
     ok = (bool(results) and results[-1].success) or not lines
-    return Outcome(ok, sum(r.success for r in results), None if ok else results[-1].reason, graph_key(world, initial))
+    executed = sum(r.success for r in results)
+    key = graph_key(world, initial, _handled(lines[:executed]))
+    return Outcome(ok, executed, None if ok else results[-1].reason, key)
 
 
 def _reference_site() -> Path:
@@ -192,7 +204,10 @@ class ReferenceSimulator:
                 return Outcome(False, 0, None, None, crash=f"{type(err).__name__}: {err}")
             ok = executed == len(script)
             return Outcome(
-                ok, executed, info.get_error_string() or None, graph_key(World.from_dict(state.to_dict()), initial)
+                ok,
+                executed,
+                info.get_error_string() or None,
+                graph_key(World.from_dict(state.to_dict()), initial, _handled(lines[:executed])),
             )
 
     @contextlib.contextmanager
@@ -356,7 +371,7 @@ def compare_program(
         result.close_differs = ref_graph.close != my_graph.close
         result.facing_differs = ref_graph.facing != my_graph.facing
     if final_graph is not None:
-        final = graph_key(World.from_dict(final_graph), World.from_dict(graph))
+        final = graph_key(World.from_dict(final_graph), World.from_dict(graph), _handled(lines))
         result.final_match_e2wm = matches_final(mine, final)
         result.final_match_reference = matches_final(plain, final)
     return result

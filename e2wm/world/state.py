@@ -100,7 +100,8 @@ class World:
         )
         self._journal: list[tuple[int, Any, Any, Any]] = []
         self._generation = 0
-        self.grab_origin: dict[int, tuple[int, str]] = {}  # object -> (node, relation) it was grabbed from
+        # object -> (node, relation, room) it was grabbed from, for [PutObjBack]
+        self.grab_origin: dict[int, tuple[int, str, int | None]] = {}
 
     # ------------------------------------------------------------------ construction and output
     @classmethod
@@ -232,7 +233,7 @@ class World:
         if near and not close.isdisjoint(near):
             return True
         supports = self._out["ON"].get(node_id)
-        return bool(supports) and not close.isdisjoint(supports)
+        return supports is not None and not close.isdisjoint(supports)
 
     def is_facing(self, character: int, node_id: int) -> bool:
         """Facing the node, or facing something that faces it (VirtualHome's rule)."""
@@ -242,7 +243,7 @@ class World:
         if node_id in facing:
             return True
         faced_by = self._in["FACING"].get(node_id)
-        return bool(faced_by) and not facing.isdisjoint(faced_by)
+        return faced_by is not None and not facing.isdisjoint(faced_by)
 
     def closed_container_of(self, node_id: int) -> int | None:
         """A non-room node that the node is INSIDE and that is CLOSED, if any."""
@@ -354,7 +355,7 @@ class World:
         self.remove_state(node_id, old)
         self.add_state(node_id, new)
 
-    def set_grab_origin(self, obj: int, origin: tuple[int, str] | None) -> None:
+    def set_grab_origin(self, obj: int, origin: tuple[int, str, int | None] | None) -> None:
         previous = self.grab_origin.get(obj)
         if previous == origin:
             return
@@ -466,9 +467,11 @@ class World:
             return str(err)
         return VERBS[line.verb].check(self, char, *ids)
 
-    def step(self, line: ScriptLine | str, character: int | None = None) -> StepResult:
+    def step(self, line: ScriptLine | str, character: int | None = None, *, diff: bool = True) -> StepResult:
         """Execute one script line for ``character`` (a node id; default: the line's ``<charN>``, or
-        the first character). On failure nothing changes and ``reason`` says why."""
+        the first character). On failure nothing changes and ``reason`` says why.
+
+        ``diff=False`` skips building the step's :class:`Diff` (search loops that only undo)."""
         if isinstance(line, str):
             line = parse_script_line(line)
         try:
@@ -481,7 +484,7 @@ class World:
             return StepResult(line, False, reason, character=char)
         start = self.snapshot()
         verb.apply(self, char, *ids)
-        return StepResult(line, True, None, self.diff_since(start), character=char)
+        return StepResult(line, True, None, self.diff_since(start) if diff else Diff(), character=char)
 
     def execute(self, lines: Iterable[ScriptLine | str], character: int | None = None) -> list[StepResult]:
         """Execute lines in order, stopping after the first failure; returns one result per line tried."""

@@ -214,23 +214,25 @@ class Grab(Verb):
         assert hand is not None
         room = w.room_of(c)
         origin = _grab_origin(w, obj)
+        previous_room = w.room_of(obj)
         w.remove_edges_of(obj, ("ON", "INSIDE", "CLOSE", "HOLDS_LH", "HOLDS_RH"))
         w.add_close(c, obj)
         w.add_edge(c, hand, obj)
         if room is not None:
             w.add_edge(obj, "INSIDE", room)
         if origin is not None:
-            w.add_close(c, origin[0])
-        w.set_grab_origin(obj, origin)
+            if origin[0] != c:
+                w.add_close(c, origin[0])
+            w.set_grab_origin(obj, (*origin, previous_room))
 
 
 def _grab_origin(w: World, obj: int) -> tuple[int, str] | None:
-    """Where ``[PutObjBack]`` returns an object: what it is on, else in, else close to (never a room
-    or a character)."""
+    """Where ``[PutObjBack]`` returns an object: what it is on, else in, else close to (never a room;
+    a character only when nothing else is close)."""
     for rel in ("ON", "INSIDE", "CLOSE"):
-        for node in sorted(w.targets(obj, rel)):
-            if node not in w.rooms and w.nodes[node].class_name != "character":
-                return node, rel
+        candidates = [n for n in w.targets(obj, rel) if n not in w.rooms]
+        if candidates:
+            return min(candidates, key=lambda n: (w.nodes[n].class_name == "character", n)), rel
     return None
 
 
@@ -259,14 +261,17 @@ def _check_put(w: World, c: int, obj: int, dest: int, relation: str) -> str | No
     return reason
 
 
-def _put(w: World, c: int, obj: int, dest: int, relation: str) -> None:
+def _put(w: World, c: int, obj: int, dest: int, relation: str, room: int | None = None) -> None:
+    """Move a held object ``relation`` (ON, INSIDE or, back where it was, CLOSE) ``dest``; it ends in
+    ``room``, by default the destination's room."""
     for hand in ("HOLDS_LH", "HOLDS_RH"):
         w.remove_edge(c, hand, obj)
-    w.add_close(c, dest)
+    if dest != c:
+        w.add_close(c, dest)
     w.add_close(obj, dest)
     w.add_edge(obj, relation, dest)
     w.set_grab_origin(obj, None)
-    w.move_to_room(obj, w.room_of(dest))
+    w.move_to_room(obj, room if room is not None else w.room_of(dest))
 
 
 class PutBack(_Put):
@@ -293,8 +298,8 @@ class PutObjBack(Verb):
         return _check_put(w, c, obj, origin[0], origin[1])
 
     def apply(self, w: World, c: int, obj: int) -> None:  # type: ignore[override]
-        dest, relation = w.grab_origin[obj]
-        _put(w, c, obj, dest, relation)
+        dest, relation, room = w.grab_origin[obj]
+        _put(w, c, obj, dest, relation, room)
 
 
 class Drop(Verb):

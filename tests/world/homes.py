@@ -13,7 +13,9 @@ TOWEL = 50
 ALICE, BOB = 100, 101
 
 
-def node(i: int, cls: str, cat: str, props: tuple[str, ...] = (), states: tuple[str, ...] = ("CLEAN",)) -> dict[str, Any]:
+def node(
+    i: int, cls: str, cat: str, props: tuple[str, ...] = (), states: tuple[str, ...] = ("CLEAN",)
+) -> dict[str, Any]:
     return {"id": i, "class_name": cls, "category": cat, "properties": list(props), "states": list(states)}
 
 
@@ -24,7 +26,13 @@ def small_home() -> dict[str, Any]:
         node(LIVING, "living_room", "Rooms"),
         node(BATHROOM, "bathroom", "Rooms"),
         node(COUNTER, "kitchen_counter", "Furniture", ("SURFACES",)),
-        node(FRIDGE, "fridge", "Appliances", ("CAN_OPEN", "CONTAINERS", "HAS_SWITCH", "HAS_PLUG"), ("CLOSED", "ON", "PLUGGED_IN")),
+        node(
+            FRIDGE,
+            "fridge",
+            "Appliances",
+            ("CAN_OPEN", "CONTAINERS", "HAS_SWITCH", "HAS_PLUG"),
+            ("CLOSED", "ON", "PLUGGED_IN"),
+        ),
         node(LIGHT, "light", "Electronics", ("HAS_SWITCH", "HAS_PLUG"), ("OFF", "PLUGGED_OUT")),
         node(SINK, "sink", "Furniture", ("CONTAINERS", "RECIPIENT")),
         node(PLATE, "plate", "Props", ("GRABBABLE", "SURFACES", "RECIPIENT", "MOVABLE"), ("DIRTY",)),

