@@ -5,6 +5,7 @@
     e2wm scenes generate --seed 0 --count 10 --out scenes/
     e2wm scenes fetch robothow
     e2wm scenes check scenes/
+    e2wm collect --scenes generated --out episodes/ --plans 100 --explorations 100 --num-proc 2
 
 Exit status: 0 on success, 1 when a script line fails to execute, 2 for malformed input or usage.
 """
@@ -150,7 +151,41 @@ def _scenes_check(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-# ---------------------------------------------------------------------- parser
+# ---------------------------------------------------------------------- collect
+def _collect(args: argparse.Namespace) -> int:
+    from e2wm.experience.collect import CollectConfig, CollectionError, collect, parse_shard
+    from e2wm.experience.exploration import ExplorationConfig
+    from e2wm.experience.mcts import MCTSConfig
+    from e2wm.world import GraphFormatError
+    from e2wm.world.scenes import RobotHowUnavailableError
+
+    try:
+        shard = parse_shard(args.shard)
+        config = CollectConfig(
+            scenes=args.scenes,
+            plans=args.plans,
+            explorations=args.explorations,
+            seed=args.seed,
+            chunk_size=args.chunk_size,
+            max_characters=args.max_characters,
+            mcts=MCTSConfig(simulations=args.simulations, max_steps=args.max_plan_steps),
+            exploration=ExplorationConfig(steps=args.exploration_steps),
+        )
+        summary = collect(config, args.out, num_proc=args.num_proc, shard=shard, progress=not args.quiet)
+    except (CollectionError, RobotHowUnavailableError, GraphFormatError, ValueError) as err:
+        raise _InputError(str(err)) from None
+    rate = summary.episodes / summary.seconds * 60 if summary.seconds else 0.0
+    print(
+        f"{summary.episodes} episodes in {summary.seconds:.1f} s ({rate:.0f}/min): "
+        f"{summary.plans_reached}/{summary.plans} plans reach their goal, {summary.explorations} explorations; "
+        f"{summary.chunks_written} chunks written, {summary.chunks_skipped} already done; in {args.out}"
+    )
+    return EXIT_OK
+
+
+MCTS_DEFAULTS = {"simulations": 48, "max_steps": 60}  # = MCTSConfig's defaults (checked by a test)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="e2wm",
@@ -203,6 +238,34 @@ def build_parser() -> argparse.ArgumentParser:
     check = scene_cmds.add_parser("check", help="validate VirtualHome graph files")
     check.add_argument("paths", nargs="+", help="graph files or folders of them")
     check.set_defaults(func=_scenes_check)
+
+    col = commands.add_parser(
+        "collect",
+        help="collect experiences: MCTS plans toward goals and random explorations, as parquet shards",
+        description="Collect episodes into OUT/episodes/*.parquet (scenes once each in OUT/scenes). Deterministic "
+        "for a seed whatever --num-proc is; a killed run resumes when started again with the same arguments; "
+        "--shard I/K runs one shard of K (the union of the K folders equals one run).",
+    )
+    col.add_argument(
+        "--scenes", required=True, help="generated, robothow (run `e2wm scenes fetch robothow`), or a folder of graphs"
+    )
+    col.add_argument("--out", required=True, help="output folder")
+    col.add_argument("--plans", type=int, default=0, help="MCTS plans toward goals (RobotHow: program i mod 518)")
+    col.add_argument("--explorations", type=int, default=0, help="random explorations with object tracking")
+    col.add_argument("--num-proc", type=int, default=1, help="worker processes")
+    col.add_argument("--seed", type=int, default=0)
+    col.add_argument("--shard", default="0/1", help="run shard I of K (default 0/1: everything)")
+    col.add_argument("--chunk-size", type=int, default=16, help="episodes per parquet shard file")
+    col.add_argument("--max-characters", type=int, default=3, help="generated scenes get 1..N characters")
+    col.add_argument(
+        "--simulations", type=int, default=MCTS_DEFAULTS["simulations"], help="MCTS simulations per decision"
+    )
+    col.add_argument(
+        "--max-plan-steps", type=int, default=MCTS_DEFAULTS["max_steps"], help="longest plan, in script lines"
+    )
+    col.add_argument("--exploration-steps", type=int, default=30, help="steps per exploration")
+    col.add_argument("--quiet", action="store_true", help="no progress bar")
+    col.set_defaults(func=_collect)
     return parser
 
 

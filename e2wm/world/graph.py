@@ -137,8 +137,32 @@ def parse_graph(data: Any, source: str | None = None) -> tuple[list[Node], list[
         extra = {k: v for k, v in raw.items() if k not in _NODE_FIELDS}
         nodes.append(Node(node_id, class_name, category, properties, states, extra))
 
+    edges = _fast_edges(data["edges"], seen)
+    if edges is None:  # something is wrong: find the first bad edge and say what it is
+        edges = _checked_edges(data["edges"], seen, source)
+    by_id = {n.id: n for n in nodes}
+    _check_rooms(edges, by_id, seen, source)
+    return nodes, list(edges)
+
+
+_CANONICAL = {**{r: r for r in RELATIONS}, **{r.lower(): r for r in RELATIONS}}
+
+
+def _fast_edges(raw_edges: list[Any], seen: dict[int, int]) -> dict[tuple[int, str, int], None] | None:
+    """All edges at once when every one is well formed (the common case); None otherwise."""
+    try:
+        triples = [(e["from_id"], _CANONICAL[e["relation_type"]], e["to_id"]) for e in raw_edges]
+    except (TypeError, KeyError):
+        return None
+    for frm, _, to in triples:
+        if type(frm) is not int or type(to) is not int or frm not in seen or to not in seen:
+            return None
+    return dict.fromkeys(triples)
+
+
+def _checked_edges(raw_edges: list[Any], seen: dict[int, int], source: str | None) -> dict[tuple[int, str, int], None]:
     edges: dict[tuple[int, str, int], None] = {}
-    for index, raw in enumerate(data["edges"]):
+    for index, raw in enumerate(raw_edges):
         where = f"edges[{index}]"
         if not isinstance(raw, dict):
             raise GraphFormatError(f"an edge is a JSON object, got {raw!r}", source=source, position=where)
@@ -159,8 +183,12 @@ def parse_graph(data: Any, source: str | None = None) -> tuple[list[Node], list[
                     f"edge {index} refers to node {end}, which does not exist", source=source, position=where
                 )
         edges[(frm, rel.upper(), to)] = None
+    return edges
 
-    by_id = {n.id: n for n in nodes}
+
+def _check_rooms(
+    edges: dict[tuple[int, str, int], None], by_id: dict[int, Node], seen: dict[int, int], source: str | None
+) -> None:
     rooms_of: dict[int, list[int]] = {}
     for frm, rel, to in edges:
         if rel == "INSIDE" and by_id[to].is_room and not by_id[frm].is_room:
@@ -174,7 +202,6 @@ def parse_graph(data: Any, source: str | None = None) -> tuple[list[Node], list[
                 source=source,
                 position=f"nodes[{seen[node_id]}]",
             )
-    return nodes, list(edges)
 
 
 def read_graph_json(path: str | Path) -> dict[str, Any]:

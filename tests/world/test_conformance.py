@@ -7,13 +7,12 @@ must show no disagreement. The full 518-program run is ``bench/world_conformance
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from e2wm.world import parse_script
 from e2wm.world.conformance import ReferenceSimulator, compare_program
 from e2wm.world.scenes import RobotHowUnavailableError, load_robothow
+from tests.conftest import require
 from tests.world.homes import (
     CHAIR,
     COFFEE_TABLE,
@@ -27,21 +26,13 @@ from tests.world.homes import (
     small_home,
 )
 
-IN_CI = bool(os.environ.get("CI"))
-
-
-def _need(reason: str) -> None:
-    if IN_CI:
-        pytest.fail(f"{reason} (CI must provide it: see .ci/run)")
-    pytest.skip(reason)
-
 
 @pytest.fixture(scope="module")
 def reference() -> ReferenceSimulator:
     try:
         return ReferenceSimulator()
     except ImportError as err:
-        _need(str(err))
+        require(str(err))
         raise
 
 
@@ -100,7 +91,7 @@ def robothow():
     try:
         return load_robothow()
     except RobotHowUnavailableError as err:
-        _need(str(err))
+        require(str(err))
         raise
 
 

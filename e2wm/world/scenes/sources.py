@@ -18,11 +18,9 @@ def scene_id(graph: dict[str, Any]) -> str:
 
     Node order, edge order and duplicate edges do not change it; any change of a node or edge does.
     """
-    nodes = sorted(
-        (json.dumps(n, sort_keys=True, separators=(",", ":")) for n in graph.get("nodes", [])),
-    )
+    nodes = sorted(graph.get("nodes", []), key=lambda n: n["id"])
     edges = sorted({(e["from_id"], str(e["relation_type"]).upper(), e["to_id"]) for e in graph.get("edges", [])})
-    payload = json.dumps({"nodes": nodes, "edges": edges}, separators=(",", ":"))
+    payload = json.dumps([nodes, edges], sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
 
 
