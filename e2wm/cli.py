@@ -183,6 +183,52 @@ def _collect(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# ---------------------------------------------------------------------- fisher
+def _fisher(args: argparse.Namespace) -> int:
+    from e2wm.ewc import DocumentSourceError, FisherError, TextSource, build_fisher
+
+    targets = [name.strip() for name in args.target_modules.split(",") if name.strip()]
+    if not targets:
+        raise _InputError("--target-modules: name at least one module, e.g. q_proj,v_proj")
+    text = TextSource(args.text, config=args.text_config, split=args.text_split, field=args.text_field)
+    try:
+        result = build_fisher(
+            args.model,
+            target_modules=targets,
+            text=text,
+            out=args.out,
+            num_docs=args.num_docs,
+            max_length=args.max_length,
+            estimator=args.estimator,
+            batch_size=args.batch_size,
+            seed=args.seed,
+            normalisation=args.normalisation,
+            dtype=args.dtype,
+            model_dtype=args.model_dtype,
+            quantization=args.quantization,
+            revision=args.revision,
+            trust_remote_code=args.trust_remote_code,
+            device=args.device,
+            checkpoint_every=args.checkpoint_every,
+            overwrite=args.overwrite,
+            push_to_hub=args.push_to_hub,
+            private=args.private,
+            progress=not args.quiet,
+        )
+    except (FisherError, DocumentSourceError) as err:
+        raise _InputError(str(err)) from None
+    meta = result.metadata
+    print(
+        f"Fisher ({meta['estimator']}, {meta['num_docs']} documents, {meta['num_tokens']} tokens, "
+        f"{len(meta['layouts'])} tensors, normalisation {meta['normalisation']}, {meta['dtype']}) in {result.folder}"
+        + (f"; {meta['num_skipped_docs']} documents under 2 tokens skipped" if meta["num_skipped_docs"] else "")
+    )
+    if result.hub_url:
+        print(f"Pushed to {args.push_to_hub}: {result.hub_url}")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------- parser
 MCTS_DEFAULTS = {"simulations": 48, "max_steps": 60}  # = MCTSConfig's defaults (checked by a test)
 
 
@@ -266,6 +312,49 @@ def build_parser() -> argparse.ArgumentParser:
     col.add_argument("--exploration-steps", type=int, default=30, help="steps per exploration")
     col.add_argument("--quiet", action="store_true", help="no progress bar")
     col.set_defaults(func=_collect)
+
+    fisher = commands.add_parser(
+        "fisher",
+        help="estimate the diagonal Fisher of a base model on its LoRA target modules",
+        description="Estimate F = (1/N) Σ_n (∂L_n/∂W)² for the target modules' weights (L_n: mean token NLL of "
+        "document n) and write fisher.safetensors, fisher.json and a README card to --out. Resumes after a kill "
+        "from the checkpoint in <out>.partial/.",
+    )
+    fisher.add_argument("--model", required=True, help="base model: a Hub id or a local folder")
+    fisher.add_argument(
+        "--target-modules", required=True, help="comma-separated LoRA target modules, e.g. q_proj,v_proj"
+    )
+    fisher.add_argument(
+        "--text", required=True, help="documents: a .jsonl or .txt file, or a datasets id or folder (streamed)"
+    )
+    fisher.add_argument("--text-config", default=None, help="datasets config name (for a datasets source)")
+    fisher.add_argument("--text-split", default="train", help="datasets split (default train)")
+    fisher.add_argument("--text-field", default="text", help="field holding the document (default text)")
+    fisher.add_argument("--num-docs", type=int, required=True, help="documents to draw (all of them: their count)")
+    fisher.add_argument("--max-length", type=int, required=True, help="truncate each document to this many tokens")
+    fisher.add_argument("--estimator", choices=["empirical", "sampled"], default="empirical")
+    fisher.add_argument("--batch-size", type=int, default=8, help="documents per forward/backward (default 8)")
+    fisher.add_argument("--seed", type=int, default=0, help="seed for drawing documents and sampled labels")
+    fisher.add_argument("--out", required=True, help="output folder (must not exist unless --overwrite)")
+    fisher.add_argument(
+        "--normalisation", choices=["none", "mean", "max", "paper_int8"], default="none", help="default none"
+    )
+    fisher.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32", help="stored dtype")
+    fisher.add_argument("--model-dtype", choices=["float32", "bfloat16"], default="float32", help="compute dtype")
+    fisher.add_argument(
+        "--quantization", choices=["8bit", "4bit"], default=None, help="load the base with bitsandbytes"
+    )
+    fisher.add_argument("--revision", default=None, help="model revision (branch, tag or commit)")
+    fisher.add_argument("--trust-remote-code", action="store_true", help="allow the model's own code (off by default)")
+    fisher.add_argument("--device", default=None, help="cpu, cuda, cuda:1… (default: cuda when available)")
+    fisher.add_argument(
+        "--checkpoint-every", type=int, default=1000, help="documents between checkpoints (0: none; default 1000)"
+    )
+    fisher.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    fisher.add_argument("--push-to-hub", default=None, metavar="REPO_ID", help="upload the folder to this model repo")
+    fisher.add_argument("--private", action="store_true", default=None, help="create the Hub repo private")
+    fisher.add_argument("--quiet", action="store_true", help="no progress bar")
+    fisher.set_defaults(func=_fisher)
     return parser
 
 
