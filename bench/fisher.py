@@ -109,7 +109,10 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--rounds", type=int, default=2, help="alternating timed rounds; the best of each is kept")
     parser.add_argument(
-        "--vocab-size", type=int, default=None, help="the model's vocabulary (default: the tiny BPE's 400; LLaMA: 32000)"
+        "--vocab-size",
+        type=int,
+        default=None,
+        help="the model's vocabulary (default: the tiny BPE's 400; LLaMA: 32000)",
     )
     args = parser.parse_args()
 

@@ -6,6 +6,7 @@
     e2wm scenes fetch robothow
     e2wm scenes check scenes/
     e2wm collect --scenes generated --out episodes/ --plans 100 --explorations 100 --num-proc 2
+    e2wm build --episodes episodes/ --out corpus/ [--push-to-hub e2wm/experiences]
 
 Exit status: 0 on success, 1 when a script line fails to execute, 2 for malformed input or usage.
 """
@@ -148,6 +149,36 @@ def _scenes_check(args: argparse.Namespace) -> int:
     if bad:
         _err(f"{bad} of {len(files)} graph files are malformed")
         return EXIT_BAD_INPUT
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------- build
+def _build(args: argparse.Namespace) -> int:
+    from e2wm.tasks.common import TaskConfig
+    from e2wm.tasks.corpus import CorpusError, LeakError, build_corpus
+
+    try:
+        config = TaskConfig(style=args.style, seed=args.seed)
+        summary = build_corpus(
+            args.episodes, args.out, config, progress=not args.quiet, repo_id=args.push_to_hub or "e2wm/experiences"
+        )
+    except (CorpusError, ValueError) as err:
+        raise _InputError(str(err)) from None
+    except LeakError as err:
+        _err(str(err))
+        return EXIT_FAILED
+    rows = sum(sum(splits.values()) for name, splits in summary.sizes.items() if name != "episodes")
+    print(f"Wrote {rows} examples in {len(summary.sizes) - 1} configs (+ episodes) to {args.out}; leak check passed.")
+    for name, splits in summary.sizes.items():
+        print(f"  {name:34s} " + "  ".join(f"{split} {count}" for split, count in splits.items()))
+    if args.push_to_hub:
+        from e2wm.hub import push_folder
+
+        url = push_folder(
+            args.out, args.push_to_hub, repo_type="dataset", private=args.private,
+            commit_message="Build the e2wm experiences corpus", delete_patterns=["*.parquet", "README.md", "*.json"],
+        )  # fmt: skip
+        print(f"Pushed to {args.push_to_hub}: {url}")
     return EXIT_OK
 
 
@@ -312,6 +343,22 @@ def build_parser() -> argparse.ArgumentParser:
     col.add_argument("--exploration-steps", type=int, default=30, help="steps per exploration")
     col.add_argument("--quiet", action="store_true", help="no progress bar")
     col.set_defaults(func=_collect)
+
+    build = commands.add_parser(
+        "build",
+        help="build the e2wm/experiences corpus (tasks, splits, leak check, card) from episodes",
+        description="Turn collected episodes into a corpus folder in the Hub layout: a parquet folder per config "
+        "(training tasks, evaluation formats, raw episodes) and a README card; load it with "
+        "datasets.load_dataset(OUT, config). Exit 1 when the leak check fails (nothing is written).",
+    )
+    build.add_argument("--episodes", required=True, nargs="+", help="collection folders (from e2wm collect)")
+    build.add_argument("--out", required=True, help="corpus folder (replaced if it exists)")
+    build.add_argument("--style", choices=["e2wm", "paper"], default="e2wm", help="prompt phrasing (paper: its shapes)")
+    build.add_argument("--seed", type=int, default=0, help="seed for splits, phrasing and demonstrations")
+    build.add_argument("--push-to-hub", default=None, metavar="REPO_ID", help="also upload to this dataset repo")
+    build.add_argument("--private", action="store_true", default=None, help="create the Hub repo private")
+    build.add_argument("--quiet", action="store_true", help="no progress bars")
+    build.set_defaults(func=_build)
 
     fisher = commands.add_parser(
         "fisher",

@@ -3,7 +3,8 @@ of every object that moves is recorded over time.
 
 Each step, the next character (round robin) draws a verb among those it can execute now, with
 ``ExplorationConfig.verb_weights`` (carrying things around is favoured over switching lights), then a
-line of that verb uniformly. Every step's diff is kept, and each moved object gets a track: its
+line of that verb uniformly. Characters carry props (not furniture) and put them on or in furniture
+(not on other props). Every step's diff is kept, and each moved object gets a track: its
 location (``ON``/``INSIDE`` a support, held ``HOLDS_RH``/``HOLDS_LH`` by a character, or just in a
 room) and its room, before it first moved and after every step that changed either.
 """
@@ -14,7 +15,7 @@ import random
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from e2wm.world import Diff, StepResult, World
+from e2wm.world import Diff, ScriptLine, StepResult, World
 from e2wm.world.actions import valid_lines
 
 __all__ = ["Exploration", "ExplorationConfig", "Location", "explore", "location"]
@@ -107,6 +108,15 @@ def _before(world: World, node: int, diff: Diff, step: int) -> Location:
     return Location(step, None, None, room)
 
 
+def _sensible(world: World, line: ScriptLine) -> bool:
+    """Carry props, not furniture; put them on or in furniture, not on other props."""
+    if line.verb == "Grab":
+        return world.nodes[line.node_ids[0]].category != "Furniture"
+    if line.verb in ("PutBack", "PutIn"):
+        return "GRABBABLE" not in world.nodes[line.node_ids[1]].properties
+    return True
+
+
 def explore(world: World, config: ExplorationConfig, rng: random.Random) -> Exploration:
     """Explore from the world's current state (the world is changed: pass a copy to keep it)."""
     characters = list(world.characters[: config.characters] if config.characters else world.characters)
@@ -119,7 +129,8 @@ def explore(world: World, config: ExplorationConfig, rng: random.Random) -> Expl
         char = characters[index % len(characters)]
         by_verb: dict[str, list[Any]] = {}
         for line in valid_lines(world, char, verbs=weights):
-            by_verb.setdefault(line.verb, []).append(line)
+            if _sensible(world, line):
+                by_verb.setdefault(line.verb, []).append(line)
         verbs = sorted(v for v in by_verb if weights.get(v, 0) > 0)
         if not verbs:
             break

@@ -1,0 +1,435 @@
+"""From episodes to the ``e2wm/experiences`` corpus: examples per task, splits without leaks, parquet
+per config, and a dataset card whose YAML lets ``load_dataset(CORPUS, "counting")`` work.
+
+Splits are decided by scene (a stable hash of the scene id: all of a scene's examples go to the same
+split) and, for the "unseen" evaluation variants, by activity: a fixed fraction of activities is
+held out of every training split. Few-shot demonstrations come from the same config and split.
+
+Then the leak check: no validation or test question (a prompt without its demonstrations), story,
+or question-and-answer pair may appear in any training split, where demonstrations count as training
+text. Examples that would repeat training text verbatim (the same activity in two near-identical
+scenes, a short story told twice) are removed from validation and test before the check, and the
+card reports how many; the check itself then fails loudly on any remaining leak.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import tempfile
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm.auto import tqdm
+
+from e2wm import __version__
+from e2wm.experience.collect import read_episodes, read_scene
+from e2wm.experience.episode import Episode
+from e2wm.tasks.common import SPLITS, Example, TaskConfig, activity_split, scene_split, with_demos
+from e2wm.tasks.plans import activity_recognition, plan_facts, plan_generation, plan_qa
+from e2wm.tasks.stories import tell
+from e2wm.tasks.story_tasks import counting, object_path
+
+__all__ = [
+    "EVALUATION_CONFIGS",
+    "TRAINING_CONFIGS",
+    "CorpusError",
+    "CorpusSummary",
+    "LeakError",
+    "build_corpus",
+    "build_examples",
+    "check_leaks",
+]
+
+TRAINING_CONFIGS = ("plan_generation", "activity_recognition", "counting", "object_path_tracking")
+EVALUATION_CONFIGS = (
+    "housework_qa",
+    "negation_housework_qa",
+    "activity_inference_qa",
+    "activity_recognition_qa",
+    "counting_qa",
+    "object_location_qa",
+    "plan_generation_vanilla_seen",
+    "plan_generation_vanilla_unseen",
+    "plan_generation_confusing_seen",
+    "plan_generation_confusing_unseen",
+)
+_MULTIPLE_CHOICE = {c for c in EVALUATION_CONFIGS if c.endswith("_qa")}
+
+_BASE_FIELDS = [
+    ("prompt", pa.string()),
+    ("completion", pa.string()),
+    ("task", pa.string()),
+    ("weight", pa.float64()),
+    ("episode_id", pa.string()),
+    ("scene_id", pa.string()),
+    ("example_id", pa.string()),
+    ("question", pa.string()),
+    ("story", pa.string()),
+    ("demo_ids", pa.list_(pa.string())),
+]
+_MC_FIELDS = [("choices", pa.list_(pa.string())), ("answer", pa.string())]
+
+
+class CorpusError(ValueError):
+    """The episodes cannot make a corpus (empty, unreadable, nothing usable)."""
+
+
+class LeakError(RuntimeError):
+    """Evaluation text appears in training: the corpus is not written."""
+
+
+@dataclass
+class CorpusSummary:
+    sizes: dict[str, dict[str, int]] = field(default_factory=dict)
+    removed_overlaps: int = 0
+    removed_duplicates: int = 0
+    unseen_activities: list[str] = field(default_factory=list)
+    episodes: int = 0
+
+
+Examples = dict[str, dict[str, list[Example]]]
+
+
+def _split_of(episode: Episode, unseen: set[str], config: TaskConfig) -> str:
+    if episode.activity and episode.activity in unseen:
+        return "unseen"
+    return scene_split(episode.scene_id, config)
+
+
+Folders = str | Path | Sequence[str | Path]
+
+
+def _folders(episodes_dirs: Folders) -> list[Path]:
+    folders = [Path(p) for p in ([episodes_dirs] if isinstance(episodes_dirs, (str, Path)) else episodes_dirs)]
+    if not folders:
+        raise CorpusError("no episodes folder given")
+    return folders
+
+
+def _read_all(folders: list[Path]) -> tuple[pa.Table, list[Path]]:
+    """Episodes of every folder as one table, and the folder each row came from (for its scene)."""
+    tables, origin = [], []
+    for folder in folders:
+        try:
+            table = read_episodes(folder)
+        except (OSError, ValueError, pa.ArrowException) as err:
+            raise CorpusError(f"cannot read episodes from {folder}: {err}") from None
+        tables.append(table)
+        origin += [folder] * table.num_rows
+    table = pa.concat_tables(tables)
+    ids = table.column("episode_id").to_pylist()
+    if len(set(ids)) != len(ids):
+        raise CorpusError("the episodes folders share episode ids: pass each collection once")
+    return table, origin
+
+
+def build_examples(episodes_dirs: Folders, config: TaskConfig, progress: bool = True) -> tuple[Examples, CorpusSummary]:
+    """Every example of every config and split (demonstrations included, not yet leak-checked)."""
+    table, origin = _read_all(_folders(episodes_dirs))
+    rows = [(r, folder) for r, folder in zip(table.to_pylist(), origin, strict=True) if r["success"]]
+    if not rows:
+        raise CorpusError(
+            f"{', '.join(str(f) for f in _folders(episodes_dirs))}: no successful episode to build tasks from"
+        )
+    episodes = [Episode.from_row(r) for r, _ in rows]
+    folder_of = {r["episode_id"]: folder for r, folder in rows}
+    plans = [e for e in episodes if e.kind == "plan"]
+    unseen = activity_split([e.activity for e in plans], config)
+    activities = sorted({e.activity for e in plans})
+    out: Examples = defaultdict(lambda: defaultdict(list))
+    scenes: dict[str, dict[str, Any]] = {}
+
+    def scene(episode: Episode) -> dict[str, Any]:
+        if episode.scene_id not in scenes:
+            scenes[episode.scene_id] = read_scene(folder_of[episode.episode_id], episode.scene_id)
+        return scenes[episode.scene_id]
+
+    # Plans: facts first (the housework QA needs which items every activity uses).
+    facts = {}
+    for episode in tqdm(plans, desc="plan facts", unit="episode", disable=not progress):
+        facts[episode.episode_id] = plan_facts(
+            episode, scene(episode), random.Random(f"{config.seed}:facts:{episode.episode_id}")
+        )
+    items_by_activity: dict[str, set[str]] = defaultdict(set)
+    for episode in plans:
+        items_by_activity[episode.activity].update(facts[episode.episode_id].items)
+    all_items = sorted({item for items in items_by_activity.values() for item in items})
+    for episode in plans:
+        rng = random.Random(f"{config.seed}:plan:{episode.episode_id}")
+        info, split = facts[episode.episode_id], _split_of(episode, unseen, config)
+        seen = "unseen" if split == "unseen" else "seen"
+        eval_split = "test" if split == "unseen" else split
+        if split != "unseen":
+            out["plan_generation"][split].append(plan_generation("plan_generation", episode, info, config, rng))
+            out["activity_recognition"][split].append(
+                activity_recognition("activity_recognition", episode, info, config, rng)
+            )
+        if eval_split != "train":
+            for variant, confusing in (("vanilla", False), ("confusing", True)):
+                task = f"plan_generation_{variant}_{seen}"
+                example = plan_generation(task, episode, info, config, rng, confusing=confusing)
+                example.weight = 1.0
+                out[task][eval_split].append(example)
+            for example in plan_qa(
+                episode, info, scene(episode), config, rng, activities, items_by_activity, all_items
+            ):
+                out[example.task][eval_split].append(example)
+
+    room_names = sorted(
+        {"kitchen", "living room", "bedroom", "bathroom", "dining room", "home office", "hallway", "garage"}
+    )
+    explorations = [e for e in episodes if e.kind == "exploration"]
+    for episode in tqdm(explorations, desc="stories", unit="episode", disable=not progress):
+        rng = random.Random(f"{config.seed}:story:{episode.episode_id}")
+        split = scene_split(episode.scene_id, config)
+        story = tell(episode, scene(episode), rng)
+        made = counting(story, config, rng)
+        if made is not None:
+            train, qa = made
+            out["counting"][split].append(train)
+            if qa is not None and split != "train":
+                out["counting_qa"][split].append(qa)
+        if len(story.episode.characters) >= 2:
+            made = object_path(story, config, rng, room_names)
+            if made is not None:
+                train, qa = made
+                out["object_path_tracking"][split].append(train)
+                if qa is not None and split != "train":
+                    out["object_location_qa"][split].append(qa)
+
+    summary = CorpusSummary(unseen_activities=sorted(unseen), episodes=len(episodes))
+    summary.removed_overlaps = _remove_overlaps(out)
+    summary.removed_duplicates = _dedupe_evaluation(out)
+    for name, splits in out.items():
+        for split, examples in splits.items():
+            task = "plan_generation" if name.startswith("plan_generation") else name  # evaluation plans too
+            with_demos(examples, config.demo_count(task), random.Random(f"{config.seed}:demos:{name}:{split}"))
+    return {k: dict(v) for k, v in out.items()}, summary
+
+
+def _train_texts(examples: Examples) -> tuple[set[str], set[str], set[str]]:
+    questions, stories, pairs = set(), set(), set()
+    for name in TRAINING_CONFIGS:
+        for example in examples.get(name, {}).get("train", []):
+            for item in (example, *example.demos):
+                questions.add(item.question)
+                pairs.add(item.question + item.completion)
+                if item.story:
+                    stories.add(item.story)
+    return questions, stories, pairs
+
+
+def _remove_overlaps(examples: Examples) -> int:
+    """Drop evaluation examples whose question or story is verbatim training text; how many."""
+    questions, stories, _ = _train_texts(examples)
+    removed = 0
+    for splits in examples.values():
+        for split in [s for s in splits if s != "train"]:
+            kept = [e for e in splits[split] if e.question not in questions and not (e.story and e.story in stories)]
+            removed += len(splits[split]) - len(kept)
+            splits[split] = kept
+    return removed
+
+
+def _dedupe_evaluation(examples: Examples) -> int:
+    """Keep one of identical evaluation examples (the same program planned with several seeds)."""
+    removed = 0
+    for splits in examples.values():
+        for split in [s for s in splits if s != "train"]:
+            seen: set[str] = set()
+            kept = []
+            for example in splits[split]:
+                key = example.question + example.completion
+                if key not in seen:
+                    seen.add(key)
+                    kept.append(example)
+            removed += len(splits[split]) - len(kept)
+            splits[split] = kept
+    return removed
+
+
+def check_leaks(examples: Examples) -> list[str]:
+    """Every way evaluation text leaks into training (empty when there is none).
+
+    A validation or test example leaks when its question, its story, or its question with its answer
+    is training text (training examples and their demonstrations), or when one of its demonstrations
+    is not an example of its own config and split.
+    """
+    questions, stories, pairs = _train_texts(examples)
+    problems = []
+    for name, splits in examples.items():
+        for split, rows in splits.items():
+            ids = {e.example_id for e in rows}
+            for example in rows:
+                for demo in example.demos:
+                    if demo.example_id not in ids:
+                        problems.append(
+                            f"{name}/{split} {example.example_id}: demonstration {demo.example_id} is from another split"
+                        )
+                if split == "train":
+                    continue
+                if example.question in questions:
+                    problems.append(f"{name}/{split} {example.example_id}: its question is training text")
+                elif example.story and example.story in stories:
+                    problems.append(f"{name}/{split} {example.example_id}: its story is a training story")
+                elif example.question + example.completion in pairs:
+                    problems.append(f"{name}/{split} {example.example_id}: its question and answer are training text")
+    return problems
+
+
+_EXTRA_FIELDS = {
+    "counting": [("surface", pa.int64())],
+    "counting_qa": [("surface", pa.int64())],
+    "object_path_tracking": [("object", pa.int64())],
+    "object_location_qa": [("object", pa.int64())],
+}
+
+
+def _schema(name: str) -> pa.Schema:
+    """The columns of a config: the base fields, the multiple-choice ones, and the node a story task
+    asks about (``surface`` for counting, ``object`` for path tracking and location)."""
+    return pa.schema(_BASE_FIELDS + (_MC_FIELDS if name in _MULTIPLE_CHOICE else []) + _EXTRA_FIELDS.get(name, []))
+
+
+def _write_table(path: Path, table: pa.Table) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path, compression="zstd")
+
+
+def _episode_splits(folders: list[Path], config: TaskConfig, unseen: set[str]) -> dict[str, pa.Table]:
+    table, _ = _read_all(folders)
+    splits: dict[str, list[int]] = defaultdict(list)
+    for index, (sid, activity) in enumerate(
+        zip(table.column("scene_id").to_pylist(), table.column("activity").to_pylist(), strict=True)
+    ):
+        split = "test" if activity and activity in unseen else scene_split(sid, config)
+        splits[split].append(index)
+    return {split: table.take(indices) for split, indices in splits.items()}
+
+
+def _scene_tables(examples: Examples, folders: list[Path]) -> dict[str, pa.Table]:
+    """The scenes of the evaluation plans (so generated plans can be executed in them), per split."""
+    wanted: dict[str, set[str]] = defaultdict(set)
+    for name, splits in examples.items():
+        if name.startswith("plan_generation_"):
+            for split, rows in splits.items():
+                wanted[split].update(e.scene_id for e in rows)
+    tables = {}
+    for split, ids in wanted.items():
+        graphs = []
+        for sid in sorted(ids):
+            folder = next(f for f in folders if (f / "scenes" / f"{sid}.json.gz").exists())
+            graphs.append({"scene_id": sid, "graph": json.dumps(read_scene(folder, sid), separators=(",", ":"))})
+        tables[split] = pa.Table.from_pylist(
+            graphs, schema=pa.schema([("scene_id", pa.string()), ("graph", pa.string())])
+        )
+    return tables
+
+
+def build_corpus(
+    episodes_dirs: Folders,
+    out: str | Path,
+    config: TaskConfig | None = None,
+    progress: bool = True,
+    repo_id: str = "e2wm/experiences",
+) -> CorpusSummary:
+    """Build the corpus folder ``out`` from a collection folder (written completely or not at all)."""
+    config = config or TaskConfig()
+    folders, out = _folders(episodes_dirs), Path(out)
+    examples, summary = build_examples(folders, config, progress)
+    problems = check_leaks(examples)
+    if problems:
+        shown = "\n  ".join(problems[:10])
+        raise LeakError(f"{len(problems)} evaluation examples leak into training; nothing was written:\n  {shown}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        files: dict[str, dict[str, str]] = {}
+        for name in [*TRAINING_CONFIGS, *EVALUATION_CONFIGS]:
+            for split in [*SPLITS, "unseen"]:
+                rows = [e.to_row() for e in examples.get(name, {}).get(split, [])]
+                if not rows:
+                    continue
+                relative = f"{name}/{split}-00000-of-00001.parquet"
+                _write_table(staging / relative, pa.Table.from_pylist(rows, schema=_schema(name)))
+                files.setdefault(name, {})[split] = relative
+                summary.sizes.setdefault(name, {})[split] = len(rows)
+        for split, table in _scene_tables(examples, folders).items():
+            relative = f"scenes/{split}-00000-of-00001.parquet"
+            _write_table(staging / relative, table)
+            files.setdefault("scenes", {})[split] = relative
+            summary.sizes.setdefault("scenes", {})[split] = table.num_rows
+        for split, table in _episode_splits(folders, config, set(summary.unseen_activities)).items():
+            relative = f"episodes/{split}-00000-of-00001.parquet"
+            _write_table(staging / relative, table)
+            files.setdefault("episodes", {})[split] = relative
+            summary.sizes.setdefault("episodes", {})[split] = table.num_rows
+        (staging / "README.md").write_text(_card(files, summary, config, folders, repo_id), encoding="utf-8")
+        (staging / "e2wm_corpus.json").write_text(
+            json.dumps(
+                {"e2wm_version": __version__, "task_config": _config_dict(config), "sizes": summary.sizes}, indent=1
+            ),
+            encoding="utf-8",
+        )
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return summary
+
+
+def _config_dict(config: TaskConfig) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return asdict(config)
+
+
+def _collections(folders: list[Path]) -> list[dict[str, Any]]:
+    manifests = [folder / "collect.json" for folder in folders if (folder / "collect.json").is_file()]
+    found = []
+    for manifest in manifests:
+        try:
+            found.append(json.loads(manifest.read_text(encoding="utf-8"))["config"])
+        except (OSError, ValueError, KeyError):
+            continue
+    return found
+
+
+def _card(
+    files: dict[str, dict[str, str]], summary: CorpusSummary, config: TaskConfig, folders: list[Path], repo_id: str
+) -> str:
+    from e2wm._model_cards import render_card
+
+    configs = [
+        {
+            "name": name,
+            "default": name == "plan_generation",
+            "splits": [{"split": s, "path": p} for s, p in splits.items()],
+        }
+        for name, splits in files.items()
+    ]
+    return render_card(
+        "dataset_card.md.jinja",
+        repo_id=repo_id,
+        configs=configs,
+        sizes=summary.sizes,
+        training=[c for c in TRAINING_CONFIGS if c in files],
+        evaluation=[c for c in EVALUATION_CONFIGS if c in files],
+        removed_overlaps=summary.removed_overlaps,
+        removed_duplicates=summary.removed_duplicates,
+        unseen_activities=summary.unseen_activities,
+        episodes=summary.episodes,
+        collections=_collections(folders),
+        task_config=_config_dict(config),
+        version=__version__,
+    )
