@@ -7,6 +7,7 @@
     e2wm scenes check scenes/
     e2wm collect --scenes generated --out episodes/ --plans 100 --explorations 100 --num-proc 2
     e2wm build --episodes episodes/ --out corpus/ [--push-to-hub e2wm/experiences]
+    e2wm eval --model M --adapter A --tasks counting_qa,plan_generation_vanilla_seen --corpus corpus/ --out eval/
 
 Exit status: 0 on success, 1 when a script line fails to execute, 2 for malformed input or usage.
 """
@@ -179,6 +180,40 @@ def _build(args: argparse.Namespace) -> int:
             commit_message="Build the e2wm experiences corpus", delete_patterns=["*.parquet", "README.md", "*.json"],
         )  # fmt: skip
         print(f"Pushed to {args.push_to_hub}: {url}")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------- eval
+def _eval(args: argparse.Namespace) -> int:
+    from e2wm.evaluation.run import EvalConfig, parse_metrics, read_documents, run_evaluation
+    from e2wm.evaluation.tasks import EvalFileError
+
+    try:
+        config = EvalConfig(
+            model=args.model,
+            out=args.out,
+            adapter=args.adapter,
+            label=args.label,
+            tasks=[t for t in (args.tasks or "").split(",") if t],
+            task_files=[f for f in (args.task_files or "").split(",") if f],
+            corpus=args.corpus,
+            split=args.split,
+            limit=args.limit,
+            batch_size=args.batch_size,
+            num_beams=args.num_beams,
+            max_new_tokens=args.max_new_tokens,
+            metrics=parse_metrics(args.metric or []),
+            perplexity_documents=read_documents(args.perplexity_text) if args.perplexity_text else [],
+            dtype=args.dtype,
+            trust_remote_code=args.trust_remote_code,
+            progress=not args.quiet,
+        )
+        summary = run_evaluation(config)
+    except (EvalFileError, ValueError, OSError) as err:
+        raise _InputError(str(err)) from None
+    for task, result in summary["tasks"].items():
+        print(f"  {task:34s} {result['metric']:22s} {result['value']:.4f}  (n={result['n']})")
+    print(f"Results in {Path(args.out) / summary['label'] / 'results.json'}")
     return EXIT_OK
 
 
@@ -359,6 +394,32 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--private", action="store_true", default=None, help="create the Hub repo private")
     build.add_argument("--quiet", action="store_true", help="no progress bars")
     build.set_defaults(func=_build)
+
+    ev = commands.add_parser(
+        "eval",
+        help="evaluate a model (and adapter) on embodied tasks and perplexity",
+        description="Multiple choice by log-likelihood (length-normalised or calibrated), generation (Rouge-L for "
+        "plans, with plans executed in the world; room-path score), perplexity on general text. Writes "
+        "OUT/<label>/<task>.json as each task finishes (an interrupted run resumes) and OUT/<label>/results.json.",
+    )
+    ev.add_argument("--model", required=True, help="base model: a Hub id or a local folder")
+    ev.add_argument("--adapter", default=None, help="a peft adapter (folder or Hub id) on top of the model")
+    ev.add_argument("--label", default=None, help="name of this run in the results (default: the adapter's, or base)")
+    ev.add_argument("--tasks", default=None, help="comma-separated evaluation configs of the corpus")
+    ev.add_argument("--task-files", default=None, help="comma-separated files: the paper's JSON Lines, or bAbI .txt")
+    ev.add_argument("--corpus", default="e2wm/experiences", help="corpus folder or Hub id (default e2wm/experiences)")
+    ev.add_argument("--split", default="test", help="corpus split (default test)")
+    ev.add_argument("--limit", type=int, default=None, help="at most N examples per task")
+    ev.add_argument("--metric", action="append", metavar="STEM=METRIC", help="metric for a task file (repeatable)")
+    ev.add_argument("--perplexity-text", default=None, help="general text (.jsonl with 'text', or .txt) for perplexity")
+    ev.add_argument("--out", required=True, help="output folder")
+    ev.add_argument("--batch-size", type=int, default=8)
+    ev.add_argument("--num-beams", type=int, default=1, help="1: greedy (default); the paper used 4 for plans")
+    ev.add_argument("--max-new-tokens", type=int, default=64)
+    ev.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32")
+    ev.add_argument("--trust-remote-code", action="store_true", help="allow the model's own code (off by default)")
+    ev.add_argument("--quiet", action="store_true", help="no progress bar")
+    ev.set_defaults(func=_eval)
 
     fisher = commands.add_parser(
         "fisher",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from tests.corpus_fixtures import collection, corpus  # noqa: F401
 from tests.fake_hub import fake_hub  # noqa: F401
 
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")

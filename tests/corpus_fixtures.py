@@ -1,4 +1,4 @@
-"""A small collection and corpus shared by the task tests (built once per session)."""
+"""A small collection and corpus shared by the task and evaluation tests (built once per session)."""
 
 from __future__ import annotations
 

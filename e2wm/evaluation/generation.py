@@ -1,0 +1,61 @@
+"""Batched generation for evaluation: greedy or beam search, left padding, one line per answer.
+
+Prompts are never truncated from the right (the question is at the end): an over-long prompt loses
+tokens from the left. Generation stops at the end of the line; the answer is the generated text up
+to the first newline, stripped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+__all__ = ["generate_answers"]
+
+
+@torch.no_grad()
+def generate_answers(
+    model: Any,
+    tokenizer: Any,
+    prompts: Sequence[str],
+    max_new_tokens: int = 64,
+    num_beams: int = 1,
+    batch_size: int = 8,
+    max_prompt_tokens: int | None = None,
+) -> list[str]:
+    """The first line each prompt's continuation, in order."""
+    device = next(model.parameters()).device
+    limit = max_prompt_tokens or max(
+        16, (getattr(model.config, "max_position_embeddings", None) or 2048) - max_new_tokens
+    )
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    if pad is None:
+        raise ValueError("the tokenizer has neither a pad nor an EOS token to pad batches with")
+    encoded = [list(tokenizer(prompt)["input_ids"])[-limit:] for prompt in prompts]
+    order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))
+    answers: list[str] = [""] * len(prompts)
+    for start in range(0, len(order), batch_size):
+        rows = order[start : start + batch_size]
+        width = max(len(encoded[i]) for i in rows)
+        input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for row, index in enumerate(rows):  # left padding: the prompts end where generation starts
+            ids = encoded[index]
+            input_ids[row, width - len(ids) :] = torch.tensor(ids)
+            mask[row, width - len(ids) :] = 1
+        output = model.generate(
+            input_ids=input_ids.to(device),
+            attention_mask=mask.to(device),
+            max_new_tokens=max_new_tokens,
+            num_beams=num_beams,
+            do_sample=False,
+            pad_token_id=pad,
+            stop_strings=["\n"],
+            tokenizer=tokenizer,
+        )
+        for row, index in enumerate(rows):
+            text = tokenizer.decode(output[row, width:], skip_special_tokens=True)
+            answers[index] = text.split("\n", 1)[0].strip()
+    return answers
