@@ -294,6 +294,13 @@ def _fisher(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# ---------------------------------------------------------------------- train
+def _train(args: argparse.Namespace) -> int:
+    from e2wm.train import main as train_main
+
+    return train_main(args.train_args)
+
+
 # ---------------------------------------------------------------------- parser
 MCTS_DEFAULTS = {"simulations": 48, "max_steps": 60}  # = MCTSConfig's defaults (checked by a test)
 
@@ -463,6 +470,19 @@ def build_parser() -> argparse.ArgumentParser:
     fisher.add_argument("--private", action="store_true", default=None, help="create the Hub repo private")
     fisher.add_argument("--quiet", action="store_true", help="no progress bar")
     fisher.set_defaults(func=_fisher)
+
+    # `e2wm train` hands everything after it to e2wm.train (trl's parser: --config recipe.yaml, --field value).
+    # prefix_chars="+" keeps argparse from reading those --flags itself.
+    train = commands.add_parser(
+        "train",
+        help="train an EWC-LoRA adapter from a recipe (--config recipes/<recipe>.yaml [--field value ...])",
+        description="Train a LoRA adapter with the EWC-LoRA penalty (trl SFTTrainer + Fisher penalty + task weights). "
+        "Same as `python -m e2wm.train` and `accelerate launch -m e2wm.train`; `e2wm train --help` lists every field.",
+        prefix_chars="+",
+        add_help=False,
+    )
+    train.add_argument("train_args", nargs=argparse.REMAINDER, help="--config RECIPE.yaml [--field value ...]")
+    train.set_defaults(func=_train)
     return parser
 
 

@@ -1,0 +1,464 @@
+"""``EWCLoRATrainer``: trl's ``SFTTrainer`` with the EWC-LoRA penalty and per-example task weights.
+
+    from e2wm import EWCLoRAConfig, EWCLoRATrainer
+    trainer = EWCLoRATrainer(model="EleutherAI/gpt-neo-1.3B", args=EWCLoRAConfig(..., fisher="fisher/"),
+                             train_dataset=corpus, peft_config=LoraConfig(r=8, lora_alpha=32, ...))
+    trainer.train(); trainer.save_model(); trainer.push_to_hub(dataset_name="e2wm/experiences")
+
+Thin by design: the math lives in ``e2wm.ewc`` (``ewc_penalty``, ``load_fisher``); this file only wires it
+into trl so that everything a trl user knows (YAML configs, ``accelerate launch``, QLoRA, checkpoints,
+``push_to_hub``, generated cards) keeps working.
+"""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from trl import SFTTrainer
+
+from e2wm.config import EWCLoRAConfig
+from e2wm.ewc import Fisher, ewc_penalty, load_fisher, lora_penalty, normalise_fisher
+from e2wm.ewc.layers import lora_layers
+
+__all__ = ["EWCLoRATrainer", "with_task_weights"]
+
+_PAPER_CITATION = """\
+@inproceedings{xiang2023language,
+    title     = {{Language Models Meet World Models: Embodied Experiences Enhance Language Models}},
+    author    = {Jiannan Xiang and Tianhua Tao and Yi Gu and Tianmin Shu and Zirui Wang and Zichao Yang and Zhiting Hu},
+    booktitle = {Advances in Neural Information Processing Systems},
+    volume    = {36},
+    year      = {2023},
+    eprint    = {2305.10626},
+    archivePrefix = {arXiv}
+}"""
+
+
+# ------------------------------------------------------------------------------------------------ task weights
+def with_task_weights(dataset: Any, task_weights: Mapping[str, float]) -> Any:
+    """``dataset`` with its ``weight`` column set from ``task_weights`` by the ``task`` column.
+
+    A task named in ``task_weights`` gets that weight; other rows keep their ``weight`` (1.0 when the
+    column is missing). A dataset without a ``task`` column, or an empty ``task_weights``, is returned
+    as is. Works on ``Dataset`` and ``IterableDataset`` (lazily).
+    """
+    columns = dataset.column_names or []
+    if not task_weights or "task" not in columns:
+        return dataset
+    has_weight = "weight" in columns
+
+    def weigh(row: dict[str, Any]) -> dict[str, float]:
+        default = float(row["weight"]) if has_weight and row["weight"] is not None else 1.0
+        return {"weight": float(task_weights.get(row["task"], default))}
+
+    kwargs = {"desc": "Applying task weights"} if hasattr(dataset, "cache_files") else {}
+    return dataset.map(weigh, **kwargs)
+
+
+def _weights_are_uniform(dataset: Any) -> bool:
+    """True when every ``weight`` is 1 (or there is no such column); an ``IterableDataset`` counts as weighted."""
+    if "weight" not in (dataset.column_names or []):
+        return True
+    if not hasattr(dataset, "cache_files"):
+        return False
+    return all(float(w) == 1.0 for w in dataset["weight"])
+
+
+class _WeightedLogProbs:
+    """Calls the model and multiplies each example's per-token log-probabilities by its weight.
+
+    trl's loss is then Σ_i w_i Σ_t nll_it / num_items_in_batch, with everything else (token count, DDP
+    factor, metrics) untouched. Only the fused-LM-head output (``log_probs``, (B, T-1)) is scaled.
+    """
+
+    def __init__(self, model: Any, weights: torch.Tensor) -> None:
+        self.model, self.weights = model, weights
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        outputs = self.model(*args, **kwargs)
+        log_probs = getattr(outputs, "log_probs", None)
+        if log_probs is not None:
+            if log_probs.shape[0] != self.weights.shape[0]:
+                raise RuntimeError(
+                    f"task weights: {self.weights.shape[0]} weights for a batch of {log_probs.shape[0]} rows "
+                    "(padding-free or packed batches cannot carry per-example weights)"
+                )
+            weights = self.weights.to(device=log_probs.device, dtype=log_probs.dtype)
+            outputs.log_probs = log_probs * weights.view(-1, *([1] * (log_probs.dim() - 1)))
+        return outputs
+
+
+class _CollateWithWeights:
+    """Wraps trl's collator: the ``weight`` of each example travels as a (B,) float tensor beside the batch."""
+
+    def __init__(self, collator: Any) -> None:
+        self.collator = collator
+
+    def __call__(self, examples: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        weights = [example.get("weight") for example in examples]
+        batch = self.collator([{k: v for k, v in example.items() if k != "weight"} for example in examples])
+        if any(weight is not None for weight in weights):
+            batch["weight"] = torch.tensor([1.0 if w is None else float(w) for w in weights], dtype=torch.float32)
+        return batch
+
+
+# ----------------------------------------------------------------------------------------------------- trainer
+class EWCLoRATrainer(SFTTrainer):
+    r"""trl's [`SFTTrainer`] for LoRA adapters with the EWC-LoRA penalty of E2WM (arXiv 2305.10626):
+
+        loss = Σ_i w_i Σ_t nll_it / N  +  λ · P,     P = Σ_layers Σ F ⊙ (s·B·A)²
+
+    - **The penalty once per optimizer step.** A and B do not change between the micro-batches of an
+      optimizer step, so P and its gradient are computed once, on the step's first micro-batch, and added as
+      λ·P (or λ·P·GA when `Trainer` is about to divide that loss by the GA steps; with trl's token-normalised
+      loss it does not). P is identical on every rank and is *not* multiplied by the world size (trl multiplies
+      only the token loss, to undo DDP's gradient averaging), so after DDP's averaging the step's gradient is
+      ∇(task loss) + λ·∇P whatever the accumulation steps and the number of processes.
+    - **Task weights.** Example i's token NLL is multiplied by w_i (its `weight` column, set from
+      `args.task_weights` by its `task` column); the sum is still divided by trl's token count N, so with every
+      weight 1 the loss is exactly trl's. Needs unpacked, padded batches (no packing, no padding-free).
+    - **Fisher.** `args.fisher` (folder or Hub id) is loaded and validated against the model at construction
+      (`FisherMismatchError` names what does not fit), normalised by `args.fisher_normalization`, and moved
+      next to the adapters on the first step. `penalty="l2"` uses F = 1.
+    - **Precision and sharding.** P is computed and accumulated in fp32 (bf16 QLoRA adapters, 8-bit or 4-bit
+      bases), outside the forward pass (gradient checkpointing does not recompute it). FSDP2 shards are gathered
+      with a differentiable `DTensor.full_tensor()`; under DeepSpeed ZeRO-3 the adapters must stay whole
+      (below `stage3_param_persistence_threshold`, checked at construction); FSDP1 is refused.
+    - **Logs** `ewc_penalty` (P), `ewc_task_loss` and `ewc_penalty_ratio` (λ·P / task loss).
+    - **Model card** from trl's template (`_name`, `_tag_names`, `_paper`), extended with the base model, the
+      dataset, the Fisher, λ and the LoRA settings; `save_model(dir)` leaves it next to the adapter, and
+      `push_to_hub` uploads it with the adapter.
+
+    Args: those of [`SFTTrainer`] (``args`` must be an [`EWCLoRAConfig`]), plus ``dataset_name``, the name of
+    the training data for the card (a Hub id such as ``"e2wm/experiences"``, optionally with its configs).
+    """
+
+    # trl's card attributes (plain class attributes in trl: not ClassVar, or mypy refuses the override)
+    _tag_names = ["trl", "sft", "e2wm", "ewc-lora"]  # noqa: RUF012
+    _name = "EWC-LoRA"
+    _paper = {  # noqa: RUF012
+        "title": "Language Models Meet World Models: Embodied Experiences Enhance Language Models",
+        "id": "2305.10626",
+        "citation": _PAPER_CITATION,
+    }
+
+    args: EWCLoRAConfig
+    model: Any  # the peft model (Trainer types it loosely)
+
+    def __init__(
+        self,
+        model: Any,
+        args: EWCLoRAConfig | None = None,
+        data_collator: Any = None,
+        train_dataset: Any = None,
+        eval_dataset: Any = None,
+        processing_class: Any = None,
+        *,
+        dataset_name: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if not isinstance(args, EWCLoRAConfig):
+            raise TypeError(
+                f"EWCLoRATrainer needs args=EWCLoRAConfig(...), got {type(args).__name__}: the penalty, the Fisher "
+                "and the task weights are configured there"
+            )
+        self.dataset_name = dataset_name
+        weighted = False
+        self._task_summary: list[dict[str, Any]] = []
+        task_weights = args.task_weights if isinstance(args.task_weights, dict) else {}  # a dict after __post_init__
+        if train_dataset is not None:
+            train_dataset = with_task_weights(train_dataset, task_weights)
+            weighted = not _weights_are_uniform(train_dataset)
+            self._task_summary = _task_summary(train_dataset)
+        if isinstance(eval_dataset, Mapping):
+            eval_dataset = {k: with_task_weights(v, task_weights) for k, v in eval_dataset.items()}
+        elif eval_dataset is not None:
+            eval_dataset = with_task_weights(eval_dataset, task_weights)
+        if weighted:
+            _check_weights_supported(args, kwargs)
+
+        super().__init__(
+            model, args, data_collator, train_dataset, eval_dataset, processing_class, **kwargs
+        )  # fmt: skip
+        self.data_collator = _CollateWithWeights(self.data_collator)
+
+        self.penalty_enabled = args.penalty != "none" and args.ewc_lambda > 0
+        self.fisher: Fisher | None = None
+        self._fisher_probe: tuple[str, Any] | None = None  # (key, its LoRA A module): where the Fisher must live
+        self._penalty_step: int | None = None  # the global step whose penalty has been added
+        if args.penalty == "l2" and args.fisher:
+            warnings.warn("EWCLoRAConfig.fisher is ignored with penalty='l2' (F = 1)", stacklevel=2)
+        if not self.penalty_enabled:
+            return
+        if not any(True for _ in lora_layers(self.model)):
+            raise ValueError(
+                "EWCLoRATrainer with a penalty needs a LoRA model: pass peft_config=LoraConfig(...) or a PeftModel "
+                "(or set penalty='none' / ewc_lambda=0 for plain SFT)"
+            )
+        if args.penalty == "ewc":
+            self.fisher = self._load_fisher()
+        self._check_sharding()
+        with torch.no_grad():  # fail now, not at step 1: DoRA, LoRA on embeddings, a Fisher that does not fit
+            ewc_penalty(self.model, self._placed_fisher(), chunk_bytes=args.penalty_chunk_bytes)
+
+    # -------------------------------------------------------------------------------------------------- Fisher
+    def _load_fisher(self) -> Fisher:
+        assert self.args.fisher is not None
+        fisher = load_fisher(
+            self.args.fisher,
+            self.model,
+            revision=self.args.fisher_revision,
+            check_base=self.args.fisher_check_base,
+            device="cpu",  # moved next to the adapters on the first step, once the Trainer placed the model
+        )
+        method, metadata = self.args.fisher_normalization, fisher.metadata
+        if method == "none" or metadata.get("normalisation") == method:
+            return fisher
+        tensors = dict(fisher)
+        del fisher  # one tensor at a time below: the peak is the Fisher plus one tensor's temporaries
+        for key in list(tensors):  # kept in the stored dtype: a bf16 Fisher stays half the size (paper_int8 is exact)
+            stored = tensors[key].dtype
+            tensors[key] = normalise_fisher({key: tensors[key]}, method, metadata.get("layouts"))[key].to(stored)
+        return Fisher(tensors, {**metadata, "normalisation": method})
+
+    def _placed_fisher(self) -> Fisher | None:
+        """The Fisher, each entry on the device of its layer's adapters (moved again only if the model moved)."""
+        if self.fisher is None:
+            return None
+        if self._fisher_probe is not None:
+            key, module = self._fisher_probe
+            if self.fisher[key].device == module.weight.device:
+                return self.fisher  # the common case, checked on one entry per step
+        devices = {}
+        for name, layer in lora_layers(self.model):
+            if len(layer.lora_A) and f"{name}.weight" in self.fisher:
+                module = next(iter(layer.lora_A.values()))
+                devices[f"{name}.weight"] = module.weight.device
+                self._fisher_probe = (f"{name}.weight", module)
+        tensors = {key: t.to(devices.get(key, t.device)) for key, t in self.fisher.items()}
+        self.fisher = Fisher(tensors, self.fisher.metadata)
+        return self.fisher
+
+    # ------------------------------------------------------------------------------------------------- sharding
+    def _check_sharding(self) -> None:
+        """FSDP1 and partitioned ZeRO-3 adapters cannot carry a penalty computed outside the forward pass."""
+        if self.is_fsdp_enabled and getattr(self.accelerator.state.fsdp_plugin, "fsdp_version", 1) == 1:
+            raise NotImplementedError(
+                "EWC-LoRA under FSDP1: outside the forward pass the LoRA weights are flattened shards, so the penalty "
+                "cannot see them; use FSDP2 (fsdp_version: 2, as in accelerate_configs/fsdp.yaml)"
+            )
+        if self.is_deepspeed_enabled and self.accelerator.state.deepspeed_plugin.zero_stage == 3:
+            zero = self.accelerator.state.deepspeed_plugin.hf_ds_config.config.get("zero_optimization", {})
+            threshold = zero.get("stage3_param_persistence_threshold", "auto")
+            if threshold == "auto":  # transformers fills "auto" with 10 × hidden size
+                threshold = 10 * int(getattr(self.model.config.get_text_config(), "hidden_size", 0) or 0)
+            largest = max(p.numel() for n, p in self.model.named_parameters() if "lora_" in n)
+            if largest >= int(threshold):
+                raise ValueError(
+                    f"DeepSpeed ZeRO-3 would partition the LoRA weights (the largest has {largest} values, "
+                    f"stage3_param_persistence_threshold is {threshold}): set the threshold above {largest} so the "
+                    "adapters stay whole for the penalty (accelerate_configs/deepspeed_zero3.json sets 1e6)"
+                )
+
+    def _penalty(self) -> torch.Tensor:
+        """P, a 0-dim fp32 tensor with gradients to every active LoRA A and B."""
+        fisher = self._placed_fisher()
+        chunk = self.args.penalty_chunk_bytes
+        if not any(_is_dtensor(p) for n, p in self.model.named_parameters() if "lora_" in n):
+            return ewc_penalty(self.model, fisher, chunk_bytes=chunk)
+        # FSDP2: each rank holds shards (DTensors); full_tensor() all-gathers them, and its backward
+        # reduce-scatters the penalty's gradient back to the shards. The layers were validated at construction.
+        total = torch.zeros((), dtype=torch.float32, device=self.accelerator.device)
+        for name, layer in lora_layers(self.model):
+            for adapter in layer.active_adapters:
+                if adapter not in layer.lora_A:
+                    continue
+                key = f"{name}.weight"
+                total = total + lora_penalty(
+                    _full(layer.lora_A[adapter].weight),
+                    _full(layer.lora_B[adapter].weight),
+                    layer.scaling[adapter],
+                    None if fisher is None else fisher[key],
+                    fan_in_fan_out=bool(getattr(layer, "fan_in_fan_out", False)),
+                    chunk_bytes=chunk,
+                    name=key,
+                )
+        return total
+
+    # ----------------------------------------------------------------------------------------------------- loss
+    def train(self, *args: Any, **kwargs: Any) -> Any:
+        self._penalty_step = None  # a new run (or a resumed one) counts its steps afresh
+        return super().train(*args, **kwargs)
+
+    def _set_signature_columns_if_needed(self) -> None:
+        super()._set_signature_columns_if_needed()
+        if self._signature_columns is not None and "weight" not in self._signature_columns:
+            self._signature_columns = [*self._signature_columns, "weight"]  # keep it for the collator
+
+    def _trainer_divides_by_ga(self, num_items_in_batch: Any) -> bool:
+        # Mirrors transformers' Trainer.training_step: the loss counts as already scaled for gradient
+        # accumulation when it was normalised by `num_items_in_batch` (trl's case for most models).
+        if self.loss_is_scaled_for_ga is not None:
+            return not self.loss_is_scaled_for_ga
+        scaled = (self.model_accepts_loss_kwargs and num_items_in_batch is not None) or self.compute_loss_func
+        return not scaled
+
+    def compute_loss(
+        self,
+        model: Any,
+        inputs: dict[str, Any],
+        return_outputs: bool = False,
+        num_items_in_batch: Any = None,
+    ) -> Any:
+        weights = inputs.pop("weight", None)
+        if weights is not None and not bool((weights == 1).all()):
+            model = _WeightedLogProbs(model, weights)
+        penalty = None
+        if self.penalty_enabled and self.model.training and self._penalty_step != self.state.global_step:
+            # The first micro-batch of this optimizer step: λ·P is added once (see the class docstring). Computed
+            # before the forward pass, so that its ΔW chunk buffers are freed before the activations peak.
+            self._penalty_step = self.state.global_step
+            penalty = self._penalty()
+        result = super().compute_loss(
+            model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
+        )
+        if penalty is None:
+            return result
+        loss, outputs = result if return_outputs else (result, None)
+        steps = self.current_gradient_accumulation_steps if self._trainer_divides_by_ga(num_items_in_batch) else 1
+        loss = loss + (self.args.ewc_lambda * steps) * penalty
+        self._metrics["train"]["ewc_penalty"].append(penalty.item())
+        return (loss, outputs) if return_outputs else loss
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        metrics = self._metrics["train"]
+        if self.model.training and "loss" in logs and metrics.get("ewc_penalty"):
+            # `loss` is the mean total loss of the steps since the last log; P was added once per step.
+            weighted = self.args.ewc_lambda * sum(metrics["ewc_penalty"]) / len(metrics["ewc_penalty"])
+            task = logs["loss"] - weighted
+            metrics["ewc_task_loss"] = [task]
+            metrics["ewc_penalty_ratio"] = [weighted / task if task else float("inf")]
+        super().log(logs, start_time)
+
+    # ------------------------------------------------------------------------------------------------ model card
+    def create_model_card(  # type: ignore[override]  # trl's signature, not transformers'
+        self,
+        model_name: str | None = None,
+        dataset_name: str | None = None,
+        tags: str | list[str] | None = None,
+    ) -> None:
+        """trl's card (``_name``, ``_tag_names``, ``_paper``) in ``args.output_dir/README.md``, plus a section on
+        the EWC-LoRA run (base model, dataset, Fisher, λ, LoRA settings) and peft's adapter metadata."""
+        from huggingface_hub import ModelCard
+
+        from e2wm._model_cards import render_card
+
+        dataset_name = dataset_name or self.dataset_name
+        super().create_model_card(model_name=model_name, dataset_name=_hub_id(dataset_name), tags=tags)
+        if not self.is_world_process_zero():
+            return
+        path = Path(str(self.args.output_dir)) / "README.md"
+        card = ModelCard.load(path)
+        base = str(getattr(self.model.config, "_name_or_path", "") or "")
+        card.text = card.text.replace("[None](https://huggingface.co/None)", f"`{base}`" if base else "a base model")
+        card.text = card.text.replace('model="None"', f'model="{self.hub_model_id or self.args.output_dir}"')
+        section = render_card("adapter_card.md.jinja", **self._card_context(base, dataset_name))
+        anchor = "### Framework versions"
+        card.text = (
+            card.text.replace(anchor, section + "\n" + anchor, 1) if anchor in card.text else card.text + section
+        )
+        card.data.tags = sorted({*(card.data.tags or []), "e2wm", "ewc-lora", "lora"})
+        if isinstance(card.data.datasets, str):
+            card.data.datasets = [card.data.datasets]  # the Hub's metadata wants a list
+        card.save(path)
+        if hasattr(self.model, "create_or_update_model_card"):  # peft: library_name, pipeline tag, quantization
+            self.model.create_or_update_model_card(self.args.output_dir)
+
+    def _card_context(self, base: str, dataset_name: str | None) -> dict[str, Any]:
+        peft_config = getattr(self.model, "peft_config", {}).get("default")
+        meta = self.fisher.metadata if self.fisher is not None else {}
+        config_quant: Any = getattr(self.model.config, "quantization_config", None)
+        quant = config_quant.to_dict() if hasattr(config_quant, "to_dict") else config_quant or {}
+        return {
+            "base_model": base,
+            "base_is_hub": _hub_id(base) is not None,
+            "quantization": "4-bit" if quant.get("load_in_4bit") else "8-bit" if quant.get("load_in_8bit") else None,
+            "dataset": dataset_name,
+            "dataset_is_hub": _hub_id(dataset_name) is not None,
+            "tasks": self._task_summary,
+            "args": self.args,
+            "penalty_enabled": self.penalty_enabled,
+            "fisher_is_hub": bool(self.args.fisher and _hub_id(self.args.fisher)),
+            "fisher_meta": meta,
+            "lora": peft_config,
+            "lora_targets": _targets(getattr(peft_config, "target_modules", None)),
+            "adapter_repo": self.hub_model_id or self.args.output_dir,
+            "scheduler": str(getattr(self.args.lr_scheduler_type, "value", self.args.lr_scheduler_type)),
+        }
+
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        """Save the adapter (trl/peft) and, next to it, the EWC-LoRA model card (not peft's placeholder)."""
+        super().save_model(output_dir, _internal_call)
+        if not self.is_world_process_zero():
+            return
+        default = Path(str(self.args.output_dir))
+        name = self.args.hub_model_id.split("/")[-1] if self.args.hub_model_id else default.name
+        self.create_model_card(model_name=name)
+        target = Path(output_dir) if output_dir is not None else default
+        if target.resolve() != default.resolve():
+            shutil.copyfile(default / "README.md", target / "README.md")
+
+
+def _check_weights_supported(args: EWCLoRAConfig, kwargs: Mapping[str, Any]) -> None:
+    """Per-example weights scale trl's fused per-token log-probabilities of padded batches; refuse the rest."""
+    problems = []
+    if args.packing or args.padding_free:
+        problems.append("packing/padding_free (packed rows mix examples; trl keeps only input_ids and labels)")
+    if args.loss_type != "nll":
+        problems.append(f"loss_type={args.loss_type!r}")
+    if args.label_smoothing_factor > 0 or kwargs.get("compute_loss_func") is not None:
+        problems.append("label smoothing or a compute_loss_func (they use the logits, not the fused log-probs)")
+    if problems:
+        raise ValueError(
+            "task weights are not all 1, which is not supported with " + "; ".join(problems) + ". Set "
+            "task_weights so every weight is 1 (e.g. '{\"activity_recognition\": 1.0}') or drop those options"
+        )
+
+
+def _task_summary(dataset: Any) -> list[dict[str, Any]]:
+    """Rows and weights per task of an in-memory dataset with a ``task`` column (for the card)."""
+    if "task" not in (dataset.column_names or []) or not hasattr(dataset, "cache_files"):
+        return []
+    tasks: dict[str, dict[str, Any]] = {}
+    weights = dataset["weight"] if "weight" in dataset.column_names else [1.0] * len(dataset)
+    for task, weight in zip(dataset["task"], weights, strict=True):
+        entry = tasks.setdefault(task, {"task": task, "rows": 0, "weights": set()})
+        entry["rows"] += 1
+        entry["weights"].add(float(weight))
+    return [{**e, "weights": sorted(e["weights"])} for e in tasks.values()]
+
+
+def _targets(targets: Any) -> list[str]:
+    if targets is None:
+        return []
+    return [targets] if isinstance(targets, str) else sorted(targets)
+
+
+def _is_dtensor(tensor: torch.Tensor) -> bool:
+    return type(tensor).__name__ == "DTensor"
+
+
+def _full(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor.full_tensor() if _is_dtensor(tensor) else tensor  # type: ignore[attr-defined,no-any-return]
+
+
+def _hub_id(name: str | None) -> str | None:
+    """``name`` when it looks like a Hub repo id (``namespace/name``, not a local path), else None."""
+    if not name or name.startswith((".", "/", "~")) or name.count("/") != 1 or Path(name).exists():
+        return None
+    return name
