@@ -173,7 +173,7 @@ def model_identity(model: nn.Module, module_names: Sequence[str]) -> dict[str, o
     modules: dict[str, Any] = dict(base_modules(model))
     digest: Any = hashlib.sha256()
     quantized = []
-    for name in module_names:
+    for name in sorted(module_names):  # a Fisher file lists its weights in its own order
         module = modules[name]
         if _is_quantized(module):
             quantized.append(name)

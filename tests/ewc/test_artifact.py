@@ -305,3 +305,14 @@ def test_push_then_load_from_the_hub(tmp_path, llama_folder, corpus, llama, requ
     assert len(fisher) == 4 and fisher.metadata["num_docs"] == 12
     with pytest.raises(FisherFormatError, match="no Fisher at org/absent"):
         load_fisher("org/absent", llama)
+
+
+def test_a_model_with_more_than_ten_layers_round_trips(tmp_path, tok, docs):
+    # The file stores weight names in its own (alphabetical) order: layers.10 before layers.2. The base
+    # check must not depend on that order (a 12-layer Gemma was refused before this was fixed).
+    from tests.tiny import tiny_llama
+
+    deep = tiny_llama(tok, layers=12)
+    estimate = estimate_fisher(deep, tok, docs[:2], target_modules=TARGETS, max_length=16, batch_size=2)
+    folder = save_fisher(tmp_path / "deep", estimate.tensors, metadata_for(deep, estimate))
+    assert len(load_fisher(folder, deep)) == 24
