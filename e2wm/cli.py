@@ -8,6 +8,7 @@
     e2wm collect --scenes generated --out episodes/ --plans 100 --explorations 100 --num-proc 2
     e2wm build --episodes episodes/ --out corpus/ [--push-to-hub e2wm/experiences]
     e2wm eval --model M --adapter A --tasks counting_qa,plan_generation_vanilla_seen --corpus corpus/ --out eval/
+    e2wm pipeline --recipe recipes/quickstart.yaml --out runs/quickstart
 
 Exit status: 0 on success, 1 when a script line fails to execute, 2 for malformed input or usage.
 """
@@ -214,6 +215,19 @@ def _eval(args: argparse.Namespace) -> int:
     for task, result in summary["tasks"].items():
         print(f"  {task:34s} {result['metric']:22s} {result['value']:.4f}  (n={result['n']})")
     print(f"Results in {Path(args.out) / summary['label'] / 'results.json'}")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------- pipeline
+def _pipeline(args: argparse.Namespace) -> int:
+    from e2wm.pipeline import PipelineError, load_recipe, run_pipeline
+
+    try:
+        recipe = load_recipe(args.recipe)
+        report = run_pipeline(recipe, args.out, progress=not args.quiet)
+    except PipelineError as err:
+        raise _InputError(str(err)) from None
+    print(f"Done: {report}")
     return EXIT_OK
 
 
@@ -427,6 +441,17 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--trust-remote-code", action="store_true", help="allow the model's own code (off by default)")
     ev.add_argument("--quiet", action="store_true", help="no progress bar")
     ev.set_defaults(func=_eval)
+
+    pipe = commands.add_parser(
+        "pipeline",
+        help="the whole method end to end: collect, build, Fisher, train LoRA and EWC-LoRA, evaluate, report",
+        description="Run every stage of a pipeline recipe into OUT, skipping the stages already complete (a killed "
+        "run resumes). recipes/quickstart.yaml runs offline on Gemma-3-270M; recipes/smoke.yaml on a tiny model.",
+    )
+    pipe.add_argument("--recipe", required=True, help="pipeline recipe YAML (e.g. recipes/quickstart.yaml)")
+    pipe.add_argument("--out", required=True, help="run folder (resumed if it exists)")
+    pipe.add_argument("--quiet", action="store_true", help="no progress bar")
+    pipe.set_defaults(func=_pipeline)
 
     fisher = commands.add_parser(
         "fisher",
