@@ -9,6 +9,7 @@
     e2wm build --episodes episodes/ --out corpus/ [--push-to-hub e2wm/experiences]
     e2wm eval --model M --adapter A --tasks counting_qa,plan_generation_vanilla_seen --corpus corpus/ --out eval/
     e2wm pipeline --recipe recipes/quickstart.yaml --out runs/quickstart
+    e2wm push fisher fisher/ you/model-fisher
 
 Exit status: 0 on success, 1 when a script line fails to execute, 2 for malformed input or usage.
 """
@@ -231,6 +232,27 @@ def _pipeline(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# ---------------------------------------------------------------------- push
+def _push(args: argparse.Namespace) -> int:
+    from e2wm.hub import push_folder
+
+    folder = Path(args.folder)
+    expected = {"corpus": "README.md", "fisher": "fisher.safetensors", "adapter": "adapter_config.json"}[args.artifact]
+    if not (folder / expected).is_file():
+        raise _InputError(f"{folder} is not a {args.artifact} folder (no {expected})")
+    repo_type = "dataset" if args.artifact == "corpus" else "model"
+    cleanup = ["*.parquet", "README.md", "*.json"] if args.artifact == "corpus" else None
+    try:
+        url = push_folder(
+            folder, args.repo_id, repo_type=repo_type, private=args.private,
+            commit_message=f"Upload e2wm {args.artifact}", delete_patterns=cleanup,
+        )  # fmt: skip
+    except OSError as err:
+        raise _InputError(f"cannot push {folder} to {args.repo_id}: {err}") from None
+    print(f"Pushed {folder} to {args.repo_id} ({repo_type}): {url}")
+    return EXIT_OK
+
+
 # ---------------------------------------------------------------------- collect
 def _collect(args: argparse.Namespace) -> int:
     from e2wm.experience.collect import CollectConfig, CollectionError, collect, parse_shard
@@ -441,6 +463,18 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--trust-remote-code", action="store_true", help="allow the model's own code (off by default)")
     ev.add_argument("--quiet", action="store_true", help="no progress bar")
     ev.set_defaults(func=_eval)
+
+    push = commands.add_parser(
+        "push",
+        help="upload a corpus, Fisher or adapter folder to the Hub (with its card)",
+        description="Upload an artifact folder in one commit (the repo is created if needed). A corpus goes to a "
+        "dataset repo and replaces the shards of an older build; a Fisher or adapter to a model repo.",
+    )
+    push.add_argument("artifact", choices=["corpus", "fisher", "adapter"])
+    push.add_argument("folder", help="the artifact folder (from e2wm build, e2wm fisher or e2wm train)")
+    push.add_argument("repo_id", help="Hub repo id, e.g. you/gpt-neo-1.3B-fisher")
+    push.add_argument("--private", action="store_true", default=None, help="create the repo private")
+    push.set_defaults(func=_push)
 
     pipe = commands.add_parser(
         "pipeline",

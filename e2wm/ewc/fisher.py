@@ -563,14 +563,11 @@ def _check_base(metadata: Mapping[str, Any], model: Mapping[str, Any], context: 
 
 def push_fisher(folder: str | Path, repo_id: str, *, private: bool | None = None, token: str | None = None) -> str:
     """Upload a Fisher folder to the Hub model repo ``repo_id`` (created if needed); returns the commit URL."""
-    from huggingface_hub import HfApi
+    from e2wm.hub import push_folder
 
     folder = Path(folder)
     if not (folder / FISHER_FILE).is_file():
         raise FisherFormatError(f"{folder} is not a Fisher folder (no {FISHER_FILE})")
-    api = HfApi(token=token)
-    api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
-    info = api.upload_folder(
-        folder_path=str(folder), repo_id=repo_id, repo_type="model", commit_message="Upload e2wm Fisher"
+    return push_folder(
+        folder, repo_id, repo_type="model", private=private, token=token, commit_message="Upload e2wm Fisher"
     )
-    return str(getattr(info, "commit_url", info))

@@ -119,3 +119,11 @@ def test_build_command(collection, tmp_path, capsys):
     code = main(["build", "--episodes", str(tmp_path / "empty"), "--out", str(tmp_path / "d"), "--quiet"])
     err = capsys.readouterr().err
     assert code == 2 and "holds no episodes" in err and not (tmp_path / "d").exists()
+
+
+def test_push_command(corpus, fake_hub, tmp_path, capsys):
+    folder, _ = corpus
+    assert main(["push", "corpus", str(folder), "e2wm/experiences-cli"]) == 0
+    assert "counting/train-00000-of-00001.parquet" in fake_hub.files("e2wm/experiences-cli", repo_type="dataset")
+    assert main(["push", "fisher", str(folder), "e2wm/not-a-fisher"]) == 2
+    assert "is not a fisher folder (no fisher.safetensors)" in capsys.readouterr().err
