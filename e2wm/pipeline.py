@@ -111,6 +111,7 @@ class _Run:
     out: Path
     model_path: str = ""
     log: Callable[[str], None] = print
+    status: Callable[[str], None] = lambda text: None  # the progress display's live detail (e.g. the step)
 
     def path(self, *parts: str) -> Path:
         return self.out.joinpath(*parts)
@@ -256,7 +257,7 @@ def training_setup(
 def _train(run: _Run, label: str, ewc: bool) -> None:
     import torch
     from datasets import concatenate_datasets, load_dataset
-    from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback
+    from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback, TrainerCallback
 
     from e2wm import EWCLoRATrainer
 
@@ -278,6 +279,12 @@ def _train(run: _Run, label: str, ewc: bool) -> None:
         dataset_name=f"e2wm/experiences ({', '.join(settings['configs'])})",
     )
     trainer.remove_callback(PrinterCallback)  # one progress display: the losses are in the trainer state
+
+    class _Status(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            run.status(f"train_{label} step {state.global_step}/{state.max_steps}")
+
+    trainer.add_callback(_Status())
     checkpoints = sorted(out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1])) if out.exists() else []
     result = trainer.train(resume_from_checkpoint=str(checkpoints[-1]) if checkpoints else None)
     trainer.save_model(str(out))
@@ -312,7 +319,7 @@ def _eval(run: _Run, label: str) -> None:
         perplexity_max_length=int(settings.get("perplexity_max_length", 128)),
         progress=False,
     )
-    summary = run_evaluation(config)
+    summary = run_evaluation(config, on_task=lambda task: run.status(f"eval_{label}: {task}"))
     shown = ", ".join(f"{task} {result['value']:.3f}" for task, result in summary["tasks"].items())
     run.log(f"  {label}: {shown}")
 
@@ -384,8 +391,8 @@ def run_pipeline(
     out = Path(out)
     state = _check_run_folder(out, recipe)
     _quiet_libraries()
-    run = _Run(recipe, out, log=log)
     bar = tqdm(STAGES, desc="e2wm pipeline", unit="stage", disable=not progress)
+    run = _Run(recipe, out, log=log, status=bar.set_postfix_str)
     for stage in bar:
         bar.set_postfix_str(stage)
         marker = out / ".done" / stage

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -94,8 +94,13 @@ def _tasks(config: EvalConfig) -> list[EvalTask]:
     return tasks
 
 
-def run_evaluation(config: EvalConfig, model_and_tokenizer: tuple[Any, Any] | None = None) -> dict[str, Any]:
-    """Evaluate one model (+ adapter) on the configured tasks; returns its results."""
+def run_evaluation(
+    config: EvalConfig,
+    model_and_tokenizer: tuple[Any, Any] | None = None,
+    on_task: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Evaluate one model (+ adapter) on the configured tasks; returns its results. ``on_task(name)`` is
+    called as each task starts."""
     tasks = _tasks(config)
     if not tasks and not config.perplexity_documents:
         raise ValueError("nothing to evaluate: give --tasks, --task-files, or perplexity documents")
@@ -119,6 +124,7 @@ def run_evaluation(config: EvalConfig, model_and_tokenizer: tuple[Any, Any] | No
         plan_context=context,
         info=info,
         progress=config.progress,
+        on_task=on_task,
     )
 
 

@@ -108,8 +108,10 @@ def evaluate_model(
     plan_context: PlanContext | None = None,
     info: dict[str, Any] | None = None,
     progress: bool = True,
+    on_task: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Run every task not done yet for ``label``; returns (and writes) ``results.json``'s content."""
+    """Run every task not done yet for ``label``; returns (and writes) ``results.json``'s content.
+    ``on_task(name)`` is called as each task starts (a caller's own progress display)."""
     folder = Path(out) / label
     folder.mkdir(parents=True, exist_ok=True)
     names = [t.name for t in tasks] + (["perplexity"] if perplexity_documents else [])
@@ -118,6 +120,8 @@ def evaluate_model(
     for task in tasks:
         path = folder / f"{task.name}.json"
         if not path.exists():
+            if on_task:
+                on_task(task.name)
             began = time.perf_counter()
             result = run_task(model, tokenizer, task, batch_size, num_beams, max_new_tokens, plan_context)
             result["seconds"] = round(time.perf_counter() - began, 2)
@@ -127,6 +131,8 @@ def evaluate_model(
     if perplexity_documents:
         path = folder / "perplexity.json"
         if not path.exists():
+            if on_task:
+                on_task("perplexity")
             ppl = perplexity(
                 model, tokenizer, perplexity_documents, max_length=perplexity_max_length, batch_size=batch_size
             )

@@ -53,10 +53,12 @@ def test_evaluation_writes_each_task_and_resumes(model_and_tokenizer, tmp_path, 
     original = suite.run_task
     monkeypatch.setattr(suite, "run_task", lambda *a, **k: calls.append(a[2].name) or original(*a, **k))
     (tmp_path / "out" / "base" / "plan_generation_vanilla_seen.json").unlink()  # as if killed during this task
+    started = []
     second = suite.evaluate_model(
-        model, tok, tasks, tmp_path / "out", "base", perplexity_documents=docs, progress=False
+        model, tok, tasks, tmp_path / "out", "base", perplexity_documents=docs, progress=False, on_task=started.append
     )
     assert calls == ["plan_generation_vanilla_seen"], "finished tasks are not run again"
+    assert started == ["plan_generation_vanilla_seen"], "the caller hears of the tasks that run"
     assert second["tasks"]["counting_qa"] == first["tasks"]["counting_qa"]
 
 
