@@ -391,9 +391,11 @@ def run_pipeline(
     out = Path(out)
     state = _check_run_folder(out, recipe)
     _quiet_libraries()
-    bar = tqdm(STAGES, desc="e2wm pipeline", unit="stage", disable=not progress)
+    # A manual bar: an iterable one only syncs its count when it redraws, so after skipped stages the
+    # status updates showed "0/10" for the whole run.
+    bar = tqdm(total=len(STAGES), desc="e2wm pipeline", unit="stage", disable=not progress)
     run = _Run(recipe, out, log=log, status=bar.set_postfix_str)
-    for stage in bar:
+    for stage in STAGES:
         bar.set_postfix_str(stage)
         marker = out / ".done" / stage
         if stage == "model" or not marker.exists():
@@ -408,5 +410,6 @@ def run_pipeline(
             atomic_write_text(out / "pipeline.json", json.dumps(state, indent=1))
         else:
             log(f"[{stage}] already done")
+        bar.update(1)
     bar.close()
     return out / "report" / "report.md"

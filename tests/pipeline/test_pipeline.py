@@ -102,3 +102,36 @@ def test_a_finished_run_is_not_redone_and_another_recipe_is_refused(smoke_run, t
     other.write_text((RECIPES / "smoke.yaml").read_text().replace("max_steps: 6", "max_steps: 7"))
     assert main(["pipeline", "--recipe", str(other), "--out", str(out), "--quiet"]) == 2
     assert "was started with another recipe" in capsys.readouterr().err
+
+
+def test_the_progress_display_counts_stages_and_shows_the_stages_own_status(tmp_path, monkeypatch):
+    """One bar: its count is right after skipped stages, and a stage's live detail (the training step)
+    reaches it."""
+    shown: list[tuple[str, object]] = []
+
+    class Bar:
+        def __init__(self, total, **kwargs):
+            shown.append(("total", total))
+
+        def update(self, n):
+            shown.append(("update", n))
+
+        def set_postfix_str(self, text):
+            shown.append(("status", text))
+
+        def close(self):
+            shown.append(("close", None))
+
+    monkeypatch.setattr(pipeline, "tqdm", Bar)
+    for stage in STAGES:
+        monkeypatch.setitem(pipeline._RUNNERS, stage, lambda run, stage=stage: run.status(f"{stage} step 1/1"))
+    recipe = load_recipe(RECIPES / "smoke.yaml")
+    out = tmp_path / "run"
+    (out / ".done").mkdir(parents=True)
+    (out / ".done" / "collect").write_text("1.0\n")  # as if resumed after the collection
+    run_pipeline(recipe, out, log=lambda _: None)
+    assert shown[0] == ("total", len(STAGES)) and shown[-1] == ("close", None)
+    assert shown.count(("update", 1)) == len(STAGES)
+    statuses = [text for kind, text in shown if kind == "status"]
+    assert "train_lora step 1/1" in statuses and "collect step 1/1" not in statuses
+    assert statuses.index("train_lora") < statuses.index("train_lora step 1/1")
