@@ -393,7 +393,14 @@ def run_pipeline(
     _quiet_libraries()
     # A manual bar: an iterable one only syncs its count when it redraws, so after skipped stages the
     # status updates showed "0/10" for the whole run.
-    bar = tqdm(total=len(STAGES), desc="e2wm pipeline", unit="stage", disable=not progress)
+    # No ETA or rate: stages last from a second to many minutes, so a per-stage rate would mislead.
+    bar = tqdm(
+        total=len(STAGES),
+        desc="e2wm pipeline",
+        unit="stage",
+        disable=not progress,
+        bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} stages [{elapsed}{postfix}]",
+    )
     run = _Run(recipe, out, log=log, status=bar.set_postfix_str)
     for stage in STAGES:
         bar.set_postfix_str(stage)
