@@ -256,14 +256,15 @@ def training_setup(
 
 def _train(run: _Run, label: str, ewc: bool) -> None:
     import torch
-    from datasets import concatenate_datasets, load_dataset
+    from datasets import concatenate_datasets
     from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback, TrainerCallback
 
     from e2wm import EWCLoRATrainer
+    from e2wm.tasks.corpus import load_corpus
 
     out = run.path("adapters", label)
     args, peft_config, settings = training_setup(run.recipe, out, ewc, str(run.path("fisher")))
-    parts = [load_dataset(str(run.path("corpus")), name, split="train") for name in settings["configs"]]
+    parts = [load_corpus(run.path("corpus"), name, split="train") for name in settings["configs"]]
     keep = ["prompt", "completion", "task", "weight"]
     data = concatenate_datasets([p.select_columns(keep) for p in parts]).shuffle(seed=run.recipe.seed)
     if settings["max_examples"]:

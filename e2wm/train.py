@@ -66,14 +66,16 @@ def build_parser() -> Any:
 
 def load_training_data(args: TrainScriptArguments, split: str) -> Any:
     """One split of ``args.dataset_name``: one config, or several concatenated on their shared columns."""
-    from datasets import concatenate_datasets, load_dataset
+    from datasets import concatenate_datasets
+
+    from e2wm.tasks.corpus import load_corpus
 
     if not args.dataset_name:
         raise ValueError("dataset_name is required: a corpus folder (from `e2wm build`) or a Hub dataset id")
     configs: list[Any] = (
         [args.dataset_config] if isinstance(args.dataset_config, str) else args.dataset_config or [None]
     )
-    parts = [load_dataset(args.dataset_name, config, split=split) for config in configs]
+    parts = [load_corpus(args.dataset_name, config, split=split) for config in configs]
     if len(parts) == 1:
         return parts[0]
     # Configs carry task-specific extras (counting's `surface`, MC rows' `choices`): keep what all share.

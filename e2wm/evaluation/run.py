@@ -62,16 +62,18 @@ def load_model(
 
 def plan_context_from_corpus(corpus: str, split: str) -> PlanContext | None:
     """Scene graphs and goals of the corpus's evaluation plans (its ``scenes`` and ``episodes`` configs)."""
-    from datasets import get_dataset_config_names, load_dataset
+    from datasets import get_dataset_config_names
+
+    from e2wm.tasks.corpus import load_corpus
 
     names = get_dataset_config_names(corpus)
     if "scenes" not in names or "episodes" not in names:
         return None
     scenes = {}
-    for rows in load_dataset(corpus, "scenes").values():
+    for rows in load_corpus(corpus, "scenes").values():
         scenes.update({r["scene_id"]: r["graph"] for r in rows})
     goals = {}
-    for rows in load_dataset(corpus, "episodes").values():
+    for rows in load_corpus(corpus, "episodes").values():
         goals.update({r["episode_id"]: r["goal"] for r in rows if r["goal"]})
     cache: dict[str, dict[str, Any]] = {}
 

@@ -73,13 +73,13 @@ def tasks_from_corpus(
     corpus: str, names: Sequence[str], split: str = "test", limit: int | None = None
 ) -> list[EvalTask]:
     """Evaluation tasks from the corpus (a local folder or a Hub id) and its configs ``names``."""
-    from datasets import load_dataset
+    from e2wm.tasks.corpus import load_corpus
 
     tasks = []
     for name in names:
         if name not in CORPUS_TASKS:
             raise ValueError(f"unknown evaluation task {name!r}; the corpus has: {', '.join(CORPUS_TASKS)}")
-        data = load_dataset(corpus, name)
+        data = load_corpus(corpus, name)
         if split not in data:
             raise ValueError(f"{corpus}: config {name!r} has no {split!r} split (it has {', '.join(data)})")
         rows = data[split].to_list()[:limit]

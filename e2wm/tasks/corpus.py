@@ -46,6 +46,7 @@ __all__ = [
     "build_corpus",
     "build_examples",
     "check_leaks",
+    "load_corpus",
 ]
 
 TRAINING_CONFIGS = ("plan_generation", "activity_recognition", "counting", "object_path_tracking")
@@ -96,6 +97,29 @@ class CorpusSummary:
 
 
 Examples = dict[str, dict[str, list[Example]]]
+
+
+def load_corpus(corpus: str | Path, config: str | None = None, split: str | None = None) -> Any:
+    """``datasets.load_dataset(corpus, config, split=split)``, safe for local folders.
+
+    datasets (5.2) caches a local folder's configs under a key made of the folder's name and its card's
+    YAML, not of the files: two corpora built into folders of the same name, or one folder rebuilt, load
+    the first build's rows. A local corpus is therefore read as its parquet files (``config/split-*``),
+    which datasets caches by path and modification time; another local folder is prepared afresh. Hub
+    ids go to ``load_dataset`` unchanged (their cache is keyed by the commit)."""
+    from datasets import load_dataset
+
+    path = Path(corpus)
+    if not path.is_dir():
+        return load_dataset(str(corpus), config, split=split)
+    files: dict[str, list[str]] = {}
+    for file in sorted((path / config).glob("*.parquet")) if config else []:
+        files.setdefault(file.name.split("-", 1)[0], []).append(str(file))
+    if not files:
+        return load_dataset(str(path), config, split=split, download_mode="force_redownload")
+    if split is not None and split not in files:
+        raise ValueError(f"{path}: config {config!r} has no {split!r} split (it has {', '.join(files)})")
+    return load_dataset("parquet", data_files=files, split=split)
 
 
 def _split_of(episode: Episode, unseen: set[str], config: TaskConfig) -> str:

@@ -9,7 +9,15 @@ from datasets import get_dataset_config_names, load_dataset
 
 from e2wm.cli import main
 from e2wm.tasks.common import TaskConfig
-from e2wm.tasks.corpus import EVALUATION_CONFIGS, TRAINING_CONFIGS, LeakError, build_corpus, build_examples, check_leaks
+from e2wm.tasks.corpus import (
+    EVALUATION_CONFIGS,
+    TRAINING_CONFIGS,
+    LeakError,
+    build_corpus,
+    build_examples,
+    check_leaks,
+    load_corpus,
+)
 
 
 def test_every_config_loads_with_load_dataset(corpus):
@@ -77,6 +85,27 @@ def test_a_planted_leak_fails_the_build(collection, tmp_path):
     finally:
         corpus_module.build_examples = original
     assert not (tmp_path / "corpus").exists() and not list(tmp_path.iterdir())
+
+
+def test_a_corpus_rebuilt_elsewhere_under_the_same_name_loads_its_own_rows(corpus, collection, tmp_path):
+    """datasets caches a local folder's configs by folder name and card, not by files: a second corpus
+    named like the first loaded the first one's rows (the quickstart trained on a stale corpus)."""
+    import shutil
+
+    first, first_summary = corpus
+    smaller = tmp_path / "collection"
+    shutil.copytree(collection, smaller)
+    chunks = sorted((smaller / "episodes").glob("*.parquet"))
+    for chunk in chunks[: len(chunks) // 2]:
+        chunk.unlink()
+    second = tmp_path / first.name  # the same folder name, as two pipeline runs' `corpus` folders
+    second_summary = build_corpus(smaller, second, progress=False)
+    assert second_summary.sizes["counting"]["train"] < first_summary.sizes["counting"]["train"]
+    for folder, summary in ((first, first_summary), (second, second_summary), (first, first_summary)):
+        assert len(load_corpus(folder, "counting", split="train")) == summary.sizes["counting"]["train"]
+        assert {k: len(v) for k, v in load_corpus(folder, "counting").items()} == summary.sizes["counting"]
+    with pytest.raises(ValueError, match="has no 'train' split"):
+        load_corpus(first, "counting_qa", split="train")
 
 
 def test_the_card_describes_the_corpus(corpus):
