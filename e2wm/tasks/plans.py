@@ -149,6 +149,14 @@ def _choices(answer: str, others: list[str], rng: random.Random, count: int = 4)
     return options
 
 
+def _multiple_choice(task: str, episode: Episode, question: str, answer: str, options: list[str]) -> Example:
+    """An evaluation row of one episode: ``answer`` among ``options`` (weight 1)."""
+    return Example(
+        task, question, " " + answer, episode.episode_id, episode.scene_id, f"{task}-{episode.episode_id}",
+        choices=options, answer=answer,
+    )  # fmt: skip
+
+
 def _state_description(goal: Goal, graph: dict) -> str:
     world = World.from_dict(graph)
     sentences = []
@@ -183,24 +191,16 @@ def plan_qa(
         answer = rng.choice(info.items)
         options = [answer, *rng.sample(unrelated, 3)]
         rng.shuffle(options)
-        example = Example(
-            "housework_qa", f"To {activity}, a possibly related item could be", " " + answer,
-            episode.episode_id, episode.scene_id, f"housework_qa-{episode.episode_id}",
-        )  # fmt: skip
-        example.choices, example.answer = options, answer
-        examples.append(example)
+        question = f"To {activity}, a possibly related item could be"
+        examples.append(_multiple_choice("housework_qa", episode, question, answer, options))
     # negation housework QA: the unrelated item among related ones (options in the prompt)
     if len(related) >= 3 and unrelated:
         answer = rng.choice(unrelated)
         options = [answer, *rng.sample(sorted(related), 3)]
         rng.shuffle(options)
         listed = "\n".join(f"{letter}. {option}" for letter, option in zip("ABCD", options, strict=True))
-        example = Example(
-            "negation_housework_qa", f"To {activity}, a unrelated item could be\n{listed}\nAnswer:", " " + answer,
-            episode.episode_id, episode.scene_id, f"negation_housework_qa-{episode.episode_id}",
-        )  # fmt: skip
-        example.choices, example.answer = options, answer
-        examples.append(example)
+        question = f"To {activity}, a unrelated item could be\n{listed}\nAnswer:"
+        examples.append(_multiple_choice("negation_housework_qa", episode, question, answer, options))
     # activity inference QA: a described goal state => a possible activity
     if episode.goal:
         goal = Goal.from_dict(episode.goal)
@@ -209,10 +209,5 @@ def plan_qa(
             question = (
                 f"{_state_description(goal, graph)} What could someone have been doing?\nAnswer: A possible activity is"
             )
-            example = Example(
-                "activity_inference_qa", question, " " + activity,
-                episode.episode_id, episode.scene_id, f"activity_inference_qa-{episode.episode_id}",
-            )  # fmt: skip
-            example.choices, example.answer = options, activity
-            examples.append(example)
+            examples.append(_multiple_choice("activity_inference_qa", episode, question, activity, options))
     return examples
