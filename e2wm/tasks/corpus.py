@@ -119,7 +119,7 @@ def load_corpus(corpus: str | Path, config: str | None = None, split: str | None
         return load_dataset(str(path), config, split=split, download_mode="force_redownload")
     if split is not None and split not in files:
         raise ValueError(f"{path}: config {config!r} has no {split!r} split (it has {', '.join(files)})")
-    return load_dataset("parquet", data_files=files, split=split)
+    return load_dataset("parquet", data_files={split: files[split]} if split else files, split=split)
 
 
 def _split_of(episode: Episode, unseen: set[str], config: TaskConfig) -> str:
