@@ -209,7 +209,8 @@ def _stage_fisher(run: _Run) -> None:
     )
 
 
-_TRAINING_CONFIGS = ["plan_generation", "activity_recognition", "counting", "object_path_tracking"]
+# The train section's defaults, used for training and named in the report.
+_EWC_LAMBDA, _FISHER_NORMALIZATION = 0.5, "mean"
 
 
 def training_setup(
@@ -221,15 +222,16 @@ def training_setup(
     from peft import LoraConfig
 
     from e2wm import EWCLoRAConfig
+    from e2wm.tasks.corpus import TRAINING_CONFIGS
 
     settings = dict(recipe.train)
     data = {
-        "configs": list(settings.pop("configs", _TRAINING_CONFIGS)),
+        "configs": list(settings.pop("configs", TRAINING_CONFIGS)),
         "max_examples": settings.pop("max_examples", None),
     }
     lora = dict(settings.pop("lora", {}))
-    ewc_lambda = float(settings.pop("ewc_lambda", 0.5))
-    normalisation = settings.pop("fisher_normalization", "mean")
+    ewc_lambda = float(settings.pop("ewc_lambda", _EWC_LAMBDA))
+    normalisation = settings.pop("fisher_normalization", _FISHER_NORMALIZATION)
     args = EWCLoRAConfig(
         output_dir=str(out),
         seed=recipe.seed,
@@ -333,8 +335,8 @@ def _stage_report(run: _Run) -> None:
     }
     notes = (
         f"Recipe `{run.recipe.name}`, base model `{run.recipe.model}`. LoRA and EWC-LoRA differ only in the penalty "
-        f"(λ = {run.recipe.train.get('ewc_lambda', 0.5)}, Fisher normalisation "
-        f"{run.recipe.train.get('fisher_normalization', 'mean')}). {run.recipe.notes}".strip()
+        f"(λ = {run.recipe.train.get('ewc_lambda', _EWC_LAMBDA)}, Fisher normalisation "
+        f"{run.recipe.train.get('fisher_normalization', _FISHER_NORMALIZATION)}). {run.recipe.notes}".strip()
     )
     report = write_report(run.path("report"), results, title=f"e2wm pipeline: {run.recipe.name}", notes=notes)
     for label in ("lora", "ewc_lora"):
