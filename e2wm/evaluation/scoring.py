@@ -131,8 +131,11 @@ def choose(
     ]
     scores = score_continuations(model, tokenizer, pairs, batch_size)
     if scoring == "calibrated":
-        base = score_continuations(model, tokenizer, [(CALIBRATION_CONTEXT, c) for _, c in pairs], batch_size)
-        values = [s.logprob - b.logprob for s, b in zip(scores, base, strict=True)]
+        # log p(answer | "Answer:") depends on the answer only: once per distinct answer (options repeat a lot)
+        answers = sorted({c for _, c in pairs})
+        scored = score_continuations(model, tokenizer, [(CALIBRATION_CONTEXT, c) for c in answers], batch_size)
+        base = dict(zip(answers, scored, strict=True))
+        values = [s.logprob - base[c].logprob for s, (_, c) in zip(scores, pairs, strict=True)]
     else:
         values = [s.normalised for s in scores]
     picks, index = [], 0

@@ -60,8 +60,8 @@ def test_gpt2_shaped_model_without_bos(tok):
 
 
 def test_choose_with_both_scorings(tok, llama):
-    prompts = ["Alice walks to the kitchen. She grabs", "The robot opens"]
-    choices = [["the cup", "the sofa", "a knife"], ["the fridge", "the lamp"]]
+    prompts = ["Alice walks to the kitchen. She grabs", "The robot opens", "Bob puts down"]
+    choices = [["the cup", "the sofa", "a knife"], ["the fridge", "the lamp"], ["the lamp", "the cup"]]  # repeats
     picks = choose(llama, tok, prompts, choices, "normalised")
     for prompt, options, pick in zip(prompts, choices, picks, strict=True):
         scores = [s.normalised for s in score_continuations(llama, tok, [(prompt, " " + o) for o in options])]
