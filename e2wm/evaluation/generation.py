@@ -12,6 +12,8 @@ from typing import Any
 
 import torch
 
+from e2wm.evaluation.batching import pad_batch
+
 __all__ = ["generate_answers"]
 
 
@@ -38,13 +40,9 @@ def generate_answers(
     answers: list[str] = [""] * len(prompts)
     for start in range(0, len(order), batch_size):
         rows = order[start : start + batch_size]
-        width = max(len(encoded[i]) for i in rows)
-        input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for row, index in enumerate(rows):  # left padding: the prompts end where generation starts
-            ids = encoded[index]
-            input_ids[row, width - len(ids) :] = torch.tensor(ids)
-            mask[row, width - len(ids) :] = 1
+        # left padding: the prompts end where generation starts
+        input_ids, mask = pad_batch([encoded[i] for i in rows], pad, left=True)
+        width = input_ids.shape[1]
         output = model.generate(
             input_ids=input_ids.to(device),
             attention_mask=mask.to(device),

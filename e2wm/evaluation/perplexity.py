@@ -16,6 +16,8 @@ from typing import Any
 
 import torch
 
+from e2wm.evaluation.batching import pad_batch
+
 __all__ = ["Perplexity", "general_text", "perplexity"]
 
 
@@ -50,12 +52,8 @@ def perplexity(
     total, count = 0.0, 0
     for start in range(0, len(encoded), batch_size):
         batch = encoded[start : start + batch_size]
-        width = max(len(ids) for ids in batch)
-        input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, ids in enumerate(batch):
-            input_ids[row, : len(ids)] = torch.tensor(ids)
-            mask[row, : len(ids)] = 1
+        input_ids, mask = pad_batch(batch, pad, left=False)
+        width = input_ids.shape[1]
         input_ids, mask = input_ids.to(device), mask.to(device)
         logits = model(input_ids=input_ids, attention_mask=mask).logits.float()
         losses = torch.nn.functional.cross_entropy(

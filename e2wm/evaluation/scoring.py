@@ -21,6 +21,8 @@ from typing import Any
 
 import torch
 
+from e2wm.evaluation.batching import pad_batch
+
 __all__ = ["CALIBRATION_CONTEXT", "ContinuationScore", "choose", "score_continuations"]
 
 CALIBRATION_CONTEXT = "Answer:"
@@ -87,15 +89,10 @@ def score_continuations(
     scores: list[ContinuationScore | None] = [None] * len(encoded)
     for start in range(0, len(order), batch_size):
         batch = [encoded[i] for i in order[start : start + batch_size]]
-        width = max(len(ids) for ids, _ in batch)
         longest = max(n for _, n in batch)
         # Left padding: every continuation ends at the last position, so the LM head only has to run on
         # the last ``longest + 1`` positions (a large vocabulary makes the full logits the main cost).
-        input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
-        attention = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, (ids, _) in enumerate(batch):
-            input_ids[row, width - len(ids) :] = torch.tensor(ids)
-            attention[row, width - len(ids) :] = 1
+        input_ids, attention = pad_batch([ids for ids, _ in batch], pad, left=True)
         positions = (attention.cumsum(-1) - 1).clamp(min=0)
         kwargs: dict[str, Any] = {"logits_to_keep": longest + 1} if keep_logits else {}
         logits = model(
