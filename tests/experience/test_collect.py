@@ -27,13 +27,22 @@ def rows(folder):
     return read_episodes(folder).to_pylist()
 
 
+def files(folder):
+    """Every file of the episodes and scenes folders: name -> bytes."""
+    return {f"{sub}/{p.name}": p.read_bytes() for sub in ("episodes", "scenes") for p in (folder / sub).iterdir()}
+
+
 def test_rows_are_identical_whatever_the_number_of_processes(tmp_path):
     collect(SMALL, tmp_path / "one", num_proc=1, progress=False)
     collect(SMALL, tmp_path / "two", num_proc=2, progress=False)
     assert rows(tmp_path / "one") == rows(tmp_path / "two")
-    assert sorted(p.name for p in (tmp_path / "one" / "episodes").iterdir()) == [
+    assert files(tmp_path / "one") == files(tmp_path / "two"), "the same bytes, not only the same rows"
+    assert sorted(p.name for p in (tmp_path / "one" / "episodes").glob("*.parquet")) == [
         "exploration-00000.parquet", "exploration-00001.parquet", "plan-00000.parquet", "plan-00001.parquet",
     ]  # fmt: skip
+    assert sorted(p.name for p in (tmp_path / "one" / "episodes").glob("*.done.json")) == [
+        "exploration-00000.done.json", "exploration-00001.done.json", "plan-00000.done.json", "plan-00001.done.json",
+    ], "each chunk has its record"  # fmt: skip
 
 
 def test_episodes_are_complete_records(tmp_path):
@@ -124,6 +133,31 @@ def test_bad_arguments_give_clear_errors(tmp_path, capsys):
         code = main(["collect", "--out", str(tmp_path / "out"), "--quiet", *argv])
         err = capsys.readouterr().err
         assert code == 2 and message in err and "Traceback" not in err, (argv, err)
+
+
+def test_ids_and_seeds_beyond_64_bits_are_refused_naming_the_input(tmp_path, capsys):
+    from e2wm.world.scenes import generate_scene
+
+    graph = generate_scene(9, 0)
+    old = next(n["id"] for n in graph["nodes"] if n["category"] == "Characters")
+    huge = 2**70
+    position = next(i for i, n in enumerate(graph["nodes"]) if n["id"] == old)
+    graph["nodes"][position]["id"] = huge
+    for edge in graph["edges"]:
+        for end in ("from_id", "to_id"):
+            edge[end] = huge if edge[end] == old else edge[end]
+    (tmp_path / "graphs").mkdir()
+    (tmp_path / "graphs" / "home.json").write_text(json.dumps(graph))
+    for argv, message in [
+        (["--scenes", str(tmp_path / "graphs"), "--plans", "2"],
+         f"home.json: nodes[{position}]: node id {huge} does not fit in 64 bits"),
+        (["--scenes", "generated", "--plans", "2", "--seed", str(huge)], f"--seed must fit in 64 bits (-2**63 to 2**63-1), got {huge}"),
+    ]:  # fmt: skip
+        code = main(["collect", "--out", str(tmp_path / "out"), "--quiet", *argv])
+        err = capsys.readouterr().err
+        assert code == 2 and message in err, err
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "out" / "episodes").exists(), "refused before anything is written"
 
 
 def test_missing_robothow_cache_says_what_to_run(tmp_path, monkeypatch, capsys):
