@@ -25,13 +25,13 @@ def random_fisher(model, seed=0, dtype=torch.float64):
 
 
 def naive_penalty(model, fisher):
-    """Σ over layers and active adapters of Σ F ⊙ ΔW², with peft's own (differentiable, transposing) get_delta_weight."""
+    """Σ over layers of Σ F ⊙ ΔW², ΔW the sum of peft's (differentiable, transposing) get_delta_weight over the
+    layer's active adapters."""
     total = 0
     for name, layer in lora_layers(model):
-        for adapter in layer.active_adapters:
-            if adapter in layer.lora_A:
-                delta = layer.get_delta_weight(adapter)
-                total = total + ((fisher[f"{name}.weight"] if fisher else 1) * delta**2).sum()
+        deltas = [layer.get_delta_weight(adapter) for adapter in layer.active_adapters if adapter in layer.lora_A]
+        if deltas:
+            total = total + ((fisher[f"{name}.weight"] if fisher else 1) * sum(deltas) ** 2).sum()
     return total
 
 
@@ -80,22 +80,6 @@ def test_rslora_scaling_is_alpha_over_sqrt_r():
     fisher = random_fisher(plain)
     ratio = ewc_penalty(rs, fisher) / ewc_penalty(plain, fisher)
     assert ratio.item() == pytest.approx((16 / 2) ** 2 / (16 / 4) ** 2, rel=1e-12)  # (α/√r)² / (α/r)², r=4
-
-
-def test_penalty_sums_the_active_adapters_only():
-    model = peft_model("llama")
-    for name in ("second", "third"):
-        model.add_adapter(name, LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj"], init_lora_weights=False))
-    model.double()
-    model.base_model.set_adapter(["default", "second"])  # "third" stays inactive
-    fisher = random_fisher(model)
-    assert_penalty_matches_naive(model, fisher)
-    one = {}
-    for adapter in ("default", "second", "third"):
-        model.base_model.set_adapter(adapter)
-        one[adapter] = ewc_penalty(model, fisher).item()
-    model.base_model.set_adapter(["default", "second"])
-    assert ewc_penalty(model, fisher).item() == pytest.approx(one["default"] + one["second"], rel=1e-12)
 
 
 def test_penalty_on_4bit_base_with_bf16_adapters_accumulates_in_fp32(llama_4bit):
