@@ -118,7 +118,7 @@ class CollectSummary:
     explorations: int = 0
     chunks_written: int = 0
     chunks_skipped: int = 0
-    chunks_redone: int = 0  # found damaged or unrecorded on resume, then written again (counted in written)
+    chunks_redone: int = 0  # found damaged or unrecorded on resume, so done again (and counted in written)
     seconds: float = 0.0
 
 
@@ -500,8 +500,11 @@ def collect(
         todo, redone, digests = _resume_point(out, mine)
         summary = CollectSummary(chunks_skipped=len(mine) - len(todo), chunks_redone=len(redone))
         for line in redone:
-            logger.warning("%s: %s", out, line)
             _log(out, line)
+        for line in redone[:5]:
+            logger.warning("%s: %s", out, line)
+        if len(redone) > 5:
+            logger.warning("%s: and %d more chunks are redone (all listed in collect.log)", out, len(redone) - 5)
 
         def known() -> frozenset[str]:  # the scenes stored so far, sent with each chunk
             return frozenset(digests)
@@ -625,6 +628,7 @@ def _execute_on_ray(
     store faster than this process writes them. A task that fails stops the submissions; the chunks
     already running still finish and are stored before the error is raised.
     """
+    _check_reachable(address)
     started = False
     if not ray.is_initialized():
         options: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING}
@@ -634,10 +638,7 @@ def _execute_on_ray(
             else:
                 ray.init(address=address, **options)
         except (ConnectionError, RuntimeError, ValueError) as err:
-            raise CollectionError(
-                f"cannot connect to the Ray cluster at {address!r} ({str(err).splitlines()[0]}): start one "
-                "(`ray start --head`), pass its address (ray://HOST:10001 or HOST:6379), or use 'local'"
-            ) from None
+            raise CollectionError(_unreachable(address, str(err).splitlines()[0])) from None
         started = True
     pending: dict[Any, tuple[str, int, int, int]] = {}
     try:
@@ -665,6 +666,26 @@ def _execute_on_ray(
         else:  # the caller's Ray lives on: stop what this collection left running (a write failed)
             for ref in pending:
                 ray.cancel(ref)
+
+
+def _unreachable(address: str | None, why: str) -> str:
+    return (
+        f"cannot connect to the Ray cluster at {address!r} ({why}): start one (`ray start --head`), pass its "
+        "address (ray://HOST:10001 or HOST:6379), or use 'local'"
+    )
+
+
+def _check_reachable(address: str | None, seconds: float = 10.0) -> None:
+    """Fail fast on a HOST:PORT nobody listens on (``ray.init`` would wait on it for minutes)."""
+    if address in (None, "", "local", "auto"):
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise CollectionError(f"--ray {address!r}: give 'local', 'auto', ray://HOST:PORT or HOST:PORT")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=seconds).close()
+    except OSError as err:
+        raise CollectionError(_unreachable(address, err.strerror or str(err))) from None
 
 
 def _ray_failure(ray: Any, err: Exception, item: tuple[str, int, int, int]) -> BaseException:
