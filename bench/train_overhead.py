@@ -7,7 +7,7 @@ Workload: the same Llama-shaped model with random weights (``tests/tiny.py``'s b
 width ``--hidden``, vocabulary 400), the same prompt/completion data (household stories, ~100-180 tokens), the same
 number of optimizer steps (batch 4, AdamW, LoRA r=8 alpha=32 on q_proj/v_proj, gradient checkpointing on: trl's
 defaults otherwise). ``plain`` is ``trl.SFTTrainer``; ``ewc`` is ``EWCLoRATrainer`` with λ = 0.5 and a real Fisher,
-estimated by ``e2wm.ewc.build_fisher`` on the model over 32 documents, paper_int8-normalised when loaded.
+estimated by ``e2wm.ewc.build_fisher`` on the model over 32 documents, paper_int8-normalized when loaded.
 
 Method: every run is a fresh subprocess with torch on one thread (steadier on a shared CPU). Each round runs both
 variants, each for time then for memory, plain first in even rounds and ewc first in odd ones, so that the runs
@@ -153,7 +153,7 @@ def prepare(folder: Path, hidden: int, layers: int) -> tuple[Path, Path, int]:
     """The model folder and its Fisher folder; returns the Fisher's size in bytes (fp32)."""
     import torch
 
-    from e2wm.ewc import TextSource, build_fisher
+    from e2wm.ewc import FisherArguments, build_fisher
     from tests.tiny import sample_documents, save_pretrained, tiny_llama, tiny_tokenizer
 
     torch.set_num_threads(1)
@@ -161,10 +161,11 @@ def prepare(folder: Path, hidden: int, layers: int) -> tuple[Path, Path, int]:
     model_dir = save_pretrained(tiny_llama(tok, hidden=hidden, layers=layers), tok, folder / "model")
     text = folder / "documents.txt"
     text.write_text("\n".join(sample_documents(32, seed=9)) + "\n", encoding="utf-8")
-    build = build_fisher(
-        str(model_dir), target_modules=["q_proj", "v_proj"], text=TextSource(str(text)), out=folder / "fisher",
-        num_docs=32, max_length=64, device="cpu", progress=False,
+    args = FisherArguments(
+        model=str(model_dir), target_modules=["q_proj", "v_proj"], text=str(text), out=str(folder / "fisher"),
+        num_docs=32, max_length=64, device="cpu",
     )  # fmt: skip
+    build = build_fisher(args, progress=False)
     return model_dir, build.folder, (build.folder / "fisher.safetensors").stat().st_size
 
 
@@ -174,13 +175,13 @@ def time_penalty(model_dir: Path, fisher_dir: Path, repeats: int = 20) -> float:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from e2wm.ewc import ewc_penalty, load_fisher, normalise_fisher
+    from e2wm.ewc import ewc_penalty, load_fisher, normalize_fisher
 
     model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
     config = LoraConfig(r=8, lora_alpha=32, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
     model = get_peft_model(model, config)
     fisher = load_fisher(fisher_dir, model)
-    fisher = normalise_fisher(dict(fisher), "paper_int8", fisher.metadata["layouts"])
+    fisher = normalize_fisher(dict(fisher), "paper_int8", fisher.metadata["layouts"])
     times = []
     for _ in range(repeats + 2):
         started = time.perf_counter()

@@ -21,10 +21,13 @@ import collections
 import json
 import sys
 import time
+from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from e2wm.world.conformance import REFERENCE_DEFECTS, ReferenceSimulator, compare_program
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere: bench/ is a package
+
+from bench.conformance import REFERENCE_DEFECTS, ReferenceSimulator, compare_program
 from e2wm.world.scenes import fetch_robothow, load_robothow
 
 

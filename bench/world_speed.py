@@ -22,11 +22,15 @@ import random
 import statistics
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from e2wm.world import ScriptLine, World
 from e2wm.world.actions import valid_lines
-from e2wm.world.conformance import ReferenceSimulator
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere: bench/ is a package
+
+from bench.conformance import ReferenceSimulator
 from e2wm.world.scenes import fetch_robothow, generate_scene, load_robothow
 
 

@@ -1,17 +1,10 @@
-"""Render the model cards from the Jinja templates in the repository's top-level ``model_cards/`` folder.
+"""Render the model cards from the Jinja templates shipped inside the package (``e2wm/model_cards/``).
 
-The templates are kept in one place, ``model_cards/`` beside the ``e2wm`` package (see ARCHITECTURE.md),
-and found in this order:
-
-1. ``$E2WM_MODEL_CARDS``, a folder, when set (to try a changed template without reinstalling);
-2. ``<repository>/model_cards``: a checkout, or an editable install (``pip install -e .``, what the
-   README and CI use), where this file is ``<repository>/e2wm/_model_cards.py``;
-3. ``e2wm/model_cards`` inside the installed package (``importlib.resources``), for a wheel that ships
-   the templates as package data.
-
-A template that is found nowhere raises ``FileNotFoundError`` naming the places searched. Rendering
-uses a sandboxed Jinja environment with ``StrictUndefined``: a missing variable is an error, not an
-empty string on the Hub.
+The templates are package data, so a wheel (``pip install e2wm``) carries them; the repository's top-level
+``model_cards/`` is a link to the same folder, the place a reader finds them. ``$E2WM_MODEL_CARDS``, a
+folder, is searched first when set (to try a changed template without reinstalling). A template that is
+found nowhere raises ``FileNotFoundError`` naming the places searched. Rendering uses a sandboxed Jinja
+environment with ``StrictUndefined``: a missing variable is an error, not an empty string on the Hub.
 """
 
 from __future__ import annotations
@@ -23,23 +16,17 @@ from typing import Any
 
 __all__ = ["render_card", "template_text"]
 
-_REPO_FOLDER = Path(__file__).resolve().parent.parent / "model_cards"
-
 
 def template_text(name: str) -> str:
     """The text of the template ``name`` (e.g. ``fisher_card.md.jinja``), from the first place that has it."""
-    searched = []
-    if os.environ.get("E2WM_MODEL_CARDS"):
-        searched.append(Path(os.environ["E2WM_MODEL_CARDS"]) / name)
-    searched.append(_REPO_FOLDER / name)
-    for path in searched:
-        if path.is_file():
-            return path.read_text(encoding="utf-8")
+    override = os.environ.get("E2WM_MODEL_CARDS")
+    if override and (Path(override) / name).is_file():
+        return (Path(override) / name).read_text(encoding="utf-8")
     packaged = resources.files("e2wm").joinpath("model_cards").joinpath(name)
     if packaged.is_file():
         return packaged.read_text(encoding="utf-8")
-    places = ", ".join(str(p) for p in searched)
-    raise FileNotFoundError(f"model card template {name!r} not found (looked in {places} and e2wm/model_cards)")
+    places = ([f"{override}/{name}"] if override else []) + [f"e2wm/model_cards/{name} (package data)"]
+    raise FileNotFoundError(f"model card template {name!r} not found (looked in {', '.join(places)})")
 
 
 def render_card(name: str, **context: Any) -> str:

@@ -157,15 +157,16 @@ def _scenes_check(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------- build
 def _build(args: argparse.Namespace) -> int:
+    from e2wm.arguments import from_namespace
     from e2wm.tasks.common import TaskConfig
     from e2wm.tasks.corpus import CorpusError, LeakError, build_corpus
 
     try:
-        config = TaskConfig(style=args.style, seed=args.seed)
+        config = from_namespace(TaskConfig, args)
         summary = build_corpus(
             args.episodes, args.out, config, progress=not args.quiet, repo_id=args.push_to_hub or "e2wm/experiences"
         )
-    except (CorpusError, ValueError) as err:
+    except (CorpusError, ValueError, OSError) as err:
         raise _InputError(str(err)) from None
     except LeakError as err:
         _err(str(err))
@@ -175,43 +176,21 @@ def _build(args: argparse.Namespace) -> int:
     for name, splits in summary.sizes.items():
         print(f"  {name:34s} " + "  ".join(f"{split} {count}" for split, count in splits.items()))
     if args.push_to_hub:
-        from e2wm.hub import push_folder
-
-        url = push_folder(
-            args.out, args.push_to_hub, repo_type="dataset", private=args.private,
-            commit_message="Build the e2wm experiences corpus", delete_patterns=["*.parquet", "README.md", "*.json"],
-        )  # fmt: skip
-        print(f"Pushed to {args.push_to_hub}: {url}")
+        _push_kind("corpus", args.out, args.push_to_hub, args.private)
     return EXIT_OK
 
 
 # ---------------------------------------------------------------------- eval
 def _eval(args: argparse.Namespace) -> int:
-    from e2wm.evaluation.run import EvalConfig, parse_metrics, read_documents, run_evaluation
+    from e2wm.arguments import from_namespace
+    from e2wm.evaluation.run import EvalConfig, run_evaluation
     from e2wm.evaluation.tasks import EvalFileError
+    from e2wm.models import ModelLoadError, ModelUnavailableError
 
     try:
-        config = EvalConfig(
-            model=args.model,
-            out=args.out,
-            adapter=args.adapter,
-            label=args.label,
-            tasks=[t for t in (args.tasks or "").split(",") if t],
-            task_files=[f for f in (args.task_files or "").split(",") if f],
-            corpus=args.corpus,
-            split=args.split,
-            limit=args.limit,
-            batch_size=args.batch_size,
-            num_beams=args.num_beams,
-            max_new_tokens=args.max_new_tokens,
-            metrics=parse_metrics(args.metric or []),
-            perplexity_documents=read_documents(args.perplexity_text) if args.perplexity_text else [],
-            dtype=args.dtype,
-            trust_remote_code=args.trust_remote_code,
-            progress=not args.quiet,
-        )
+        config = from_namespace(EvalConfig, args, progress=not args.quiet)
         summary = run_evaluation(config)
-    except (EvalFileError, ValueError, OSError) as err:
+    except (EvalFileError, ModelLoadError, ModelUnavailableError, ValueError, OSError) as err:
         raise _InputError(str(err)) from None
     for task, result in summary["tasks"].items():
         print(f"  {task:34s} {result['metric']:22s} {result['value']:.4f}  (n={result['n']})")
@@ -233,48 +212,37 @@ def _pipeline(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------- push
-def _push(args: argparse.Namespace) -> int:
-    from e2wm.hub import push_folder
+def _push_kind(kind: str, folder: str, repo_id: str, private: bool | None) -> None:
+    from huggingface_hub.errors import HfHubHTTPError
 
-    folder = Path(args.folder)
-    expected = {"corpus": "README.md", "fisher": "fisher.safetensors", "adapter": "adapter_config.json"}[args.artifact]
-    if not (folder / expected).is_file():
-        raise _InputError(f"{folder} is not a {args.artifact} folder (no {expected})")
-    repo_type = "dataset" if args.artifact == "corpus" else "model"
-    cleanup = ["*.parquet", "README.md", "*.json"] if args.artifact == "corpus" else None
+    from e2wm.hub import ArtifactError, push_artifact
+
     try:
-        url = push_folder(
-            folder, args.repo_id, repo_type=repo_type, private=args.private,
-            commit_message=f"Upload e2wm {args.artifact}", delete_patterns=cleanup,
-        )  # fmt: skip
-    except OSError as err:
-        raise _InputError(f"cannot push {folder} to {args.repo_id}: {err}") from None
-    print(f"Pushed {folder} to {args.repo_id} ({repo_type}): {url}")
+        url = push_artifact(kind, folder, repo_id, private=private)
+    except ArtifactError as err:
+        raise _InputError(str(err)) from None
+    except (HfHubHTTPError, OSError) as err:
+        raise _InputError(f"cannot push {folder} to {repo_id}: {str(err).splitlines()[0]}") from None
+    print(f"Pushed the {kind} {folder} to {repo_id}: {url}")
+
+
+def _push(args: argparse.Namespace) -> int:
+    _push_kind(args.artifact, args.folder, args.repo_id, args.private)
     return EXIT_OK
 
 
 # ---------------------------------------------------------------------- collect
 def _collect(args: argparse.Namespace) -> int:
+    from e2wm.arguments import from_namespace
     from e2wm.experience.collect import CollectConfig, CollectionError, collect, parse_shard
-    from e2wm.experience.exploration import ExplorationConfig
-    from e2wm.experience.mcts import MCTSConfig
     from e2wm.world import GraphFormatError
     from e2wm.world.scenes import RobotHowUnavailableError
 
     try:
         shard = parse_shard(args.shard)
-        config = CollectConfig(
-            scenes=args.scenes,
-            plans=args.plans,
-            explorations=args.explorations,
-            seed=args.seed,
-            chunk_size=args.chunk_size,
-            max_characters=args.max_characters,
-            mcts=MCTSConfig(simulations=args.simulations, max_steps=args.max_plan_steps),
-            exploration=ExplorationConfig(steps=args.exploration_steps),
-        )
+        config = from_namespace(CollectConfig, args)
         summary = collect(config, args.out, num_proc=args.num_proc, shard=shard, progress=not args.quiet)
-    except (CollectionError, RobotHowUnavailableError, GraphFormatError, ValueError) as err:
+    except (CollectionError, RobotHowUnavailableError, GraphFormatError, ValueError, OSError) as err:
         raise _InputError(str(err)) from None
     rate = summary.episodes / summary.seconds * 60 if summary.seconds else 0.0
     print(
@@ -287,42 +255,17 @@ def _collect(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------- fisher
 def _fisher(args: argparse.Namespace) -> int:
-    from e2wm.ewc import DocumentSourceError, FisherError, TextSource, build_fisher
+    from e2wm.arguments import from_namespace
+    from e2wm.ewc import DocumentSourceError, FisherArguments, FisherError, build_fisher
 
-    targets = [name.strip() for name in args.target_modules.split(",") if name.strip()]
-    if not targets:
-        raise _InputError("--target-modules: name at least one module, e.g. q_proj,v_proj")
-    text = TextSource(args.text, config=args.text_config, split=args.text_split, field=args.text_field)
     try:
-        result = build_fisher(
-            args.model,
-            target_modules=targets,
-            text=text,
-            out=args.out,
-            num_docs=args.num_docs,
-            max_length=args.max_length,
-            estimator=args.estimator,
-            batch_size=args.batch_size,
-            seed=args.seed,
-            normalisation=args.normalisation,
-            dtype=args.dtype,
-            model_dtype=args.model_dtype,
-            quantization=args.quantization,
-            revision=args.revision,
-            trust_remote_code=args.trust_remote_code,
-            device=args.device,
-            checkpoint_every=args.checkpoint_every,
-            overwrite=args.overwrite,
-            push_to_hub=args.push_to_hub,
-            private=args.private,
-            progress=not args.quiet,
-        )
-    except (FisherError, DocumentSourceError) as err:
+        result = build_fisher(from_namespace(FisherArguments, args), progress=not args.quiet)
+    except (FisherError, DocumentSourceError, ValueError, OSError) as err:
         raise _InputError(str(err)) from None
     meta = result.metadata
     print(
         f"Fisher ({meta['estimator']}, {meta['num_docs']} documents, {meta['num_tokens']} tokens, "
-        f"{len(meta['layouts'])} tensors, normalisation {meta['normalisation']}, {meta['dtype']}) in {result.folder}"
+        f"{len(meta['layouts'])} tensors, normalization {meta['normalization']}, {meta['dtype']}) in {result.folder}"
         + (f"; {meta['num_skipped_docs']} documents under 2 tokens skipped" if meta["num_skipped_docs"] else "")
     )
     if result.hub_url:
@@ -338,10 +281,10 @@ def _train(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------- parser
-MCTS_DEFAULTS = {"simulations": 48, "max_steps": 60}  # = MCTSConfig's defaults (checked by a test)
-
-
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``e2wm`` parser. The flags of collect, build, eval and fisher are made from their dataclasses
+    (``e2wm.arguments``); with ``command`` only that command's are made, so ``e2wm world`` imports no torch."""
+    derived: dict[str, tuple[argparse.ArgumentParser, str, tuple[str, ...]]] = {}
     parser = argparse.ArgumentParser(
         prog="e2wm",
         description="e2wm: embodied experiences from a world model for language models (E2WM, EWC-LoRA).",
@@ -401,24 +344,10 @@ def build_parser() -> argparse.ArgumentParser:
         "for a seed whatever --num-proc is; a killed run resumes when started again with the same arguments; "
         "--shard I/K runs one shard of K (the union of the K folders equals one run).",
     )
-    col.add_argument(
-        "--scenes", required=True, help="generated, robothow (run `e2wm scenes fetch robothow`), or a folder of graphs"
-    )
+    derived["collect"] = (col, "e2wm.experience.collect:CollectConfig", ())
     col.add_argument("--out", required=True, help="output folder")
-    col.add_argument("--plans", type=int, default=0, help="MCTS plans toward goals (RobotHow: program i mod 518)")
-    col.add_argument("--explorations", type=int, default=0, help="random explorations with object tracking")
-    col.add_argument("--num-proc", type=int, default=1, help="worker processes")
-    col.add_argument("--seed", type=int, default=0)
+    col.add_argument("--num-proc", "--num_proc", type=int, default=1, help="worker processes")
     col.add_argument("--shard", default="0/1", help="run shard I of K (default 0/1: everything)")
-    col.add_argument("--chunk-size", type=int, default=16, help="episodes per parquet shard file")
-    col.add_argument("--max-characters", type=int, default=3, help="generated scenes get 1..N characters")
-    col.add_argument(
-        "--simulations", type=int, default=MCTS_DEFAULTS["simulations"], help="MCTS simulations per decision"
-    )
-    col.add_argument(
-        "--max-plan-steps", type=int, default=MCTS_DEFAULTS["max_steps"], help="longest plan, in script lines"
-    )
-    col.add_argument("--exploration-steps", type=int, default=30, help="steps per exploration")
     col.add_argument("--quiet", action="store_true", help="no progress bar")
     col.set_defaults(func=_collect)
 
@@ -430,9 +359,8 @@ def build_parser() -> argparse.ArgumentParser:
         "datasets.load_dataset(OUT, config). Exit 1 when the leak check fails (nothing is written).",
     )
     build.add_argument("--episodes", required=True, nargs="+", help="collection folders (from e2wm collect)")
-    build.add_argument("--out", required=True, help="corpus folder (replaced if it exists)")
-    build.add_argument("--style", choices=["e2wm", "paper"], default="e2wm", help="prompt phrasing (paper: its shapes)")
-    build.add_argument("--seed", type=int, default=0, help="seed for splits, phrasing and demonstrations")
+    build.add_argument("--out", required=True, help="corpus folder (an earlier corpus there is replaced)")
+    derived["build"] = (build, "e2wm.tasks.common:TaskConfig", ())
     build.add_argument("--push-to-hub", default=None, metavar="REPO_ID", help="also upload to this dataset repo")
     build.add_argument("--private", action="store_true", default=None, help="create the Hub repo private")
     build.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -445,32 +373,19 @@ def build_parser() -> argparse.ArgumentParser:
         "plans, with plans executed in the world; room-path score), perplexity on general text. Writes "
         "OUT/<label>/<task>.json as each task finishes (an interrupted run resumes) and OUT/<label>/results.json.",
     )
-    ev.add_argument("--model", required=True, help="base model: a Hub id or a local folder")
-    ev.add_argument("--adapter", default=None, help="a peft adapter (folder or Hub id) on top of the model")
-    ev.add_argument("--label", default=None, help="name of this run in the results (default: the adapter's, or base)")
-    ev.add_argument("--tasks", default=None, help="comma-separated evaluation configs of the corpus")
-    ev.add_argument("--task-files", default=None, help="comma-separated files: the paper's JSON Lines, or bAbI .txt")
-    ev.add_argument("--corpus", default="e2wm/experiences", help="corpus folder or Hub id (default e2wm/experiences)")
-    ev.add_argument("--split", default="test", help="corpus split (default test)")
-    ev.add_argument("--limit", type=int, default=None, help="at most N examples per task")
-    ev.add_argument("--metric", action="append", metavar="STEM=METRIC", help="metric for a task file (repeatable)")
-    ev.add_argument("--perplexity-text", default=None, help="general text (.jsonl with 'text', or .txt) for perplexity")
-    ev.add_argument("--out", required=True, help="output folder")
-    ev.add_argument("--batch-size", type=int, default=8)
-    ev.add_argument("--num-beams", type=int, default=1, help="1: greedy (default); the paper used 4 for plans")
-    ev.add_argument("--max-new-tokens", type=int, default=64)
-    ev.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32")
-    ev.add_argument("--trust-remote-code", action="store_true", help="allow the model's own code (off by default)")
+    derived["eval"] = (ev, "e2wm.evaluation.run:EvalConfig", ("progress",))
     ev.add_argument("--quiet", action="store_true", help="no progress bar")
     ev.set_defaults(func=_eval)
 
     push = commands.add_parser(
         "push",
         help="upload a corpus, Fisher or adapter folder to the Hub (with its card)",
-        description="Upload an artifact folder in one commit (the repo is created if needed). A corpus goes to a "
-        "dataset repo and replaces the shards of an older build; a Fisher or adapter to a model repo.",
+        description="Upload an artifact folder in one commit (the repo is created if needed). FOLDER must be that kind "
+        "of artifact, and only its own files go up (no checkpoints, optimizer states or training_args.bin). A corpus "
+        "goes to a dataset repo and replaces the shards of an older build; a Fisher or adapter to a model repo. The "
+        "token comes from HF_TOKEN or `hf auth login`.",
     )
-    push.add_argument("artifact", choices=["corpus", "fisher", "adapter"])
+    push.add_argument("artifact", choices=["corpus", "fisher", "adapter"], help="what FOLDER is (it is checked)")
     push.add_argument("folder", help="the artifact folder (from e2wm build, e2wm fisher or e2wm train)")
     push.add_argument("repo_id", help="Hub repo id, e.g. you/gpt-neo-1.3B-fisher")
     push.add_argument("--private", action="store_true", default=None, help="create the repo private")
@@ -494,39 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
         "document n) and write fisher.safetensors, fisher.json and a README card to --out. Resumes after a kill "
         "from the checkpoint in <out>.partial/.",
     )
-    fisher.add_argument("--model", required=True, help="base model: a Hub id or a local folder")
-    fisher.add_argument(
-        "--target-modules", required=True, help="comma-separated LoRA target modules, e.g. q_proj,v_proj"
-    )
-    fisher.add_argument(
-        "--text", required=True, help="documents: a .jsonl or .txt file, or a datasets id or folder (streamed)"
-    )
-    fisher.add_argument("--text-config", default=None, help="datasets config name (for a datasets source)")
-    fisher.add_argument("--text-split", default="train", help="datasets split (default train)")
-    fisher.add_argument("--text-field", default="text", help="field holding the document (default text)")
-    fisher.add_argument("--num-docs", type=int, required=True, help="documents to draw (all of them: their count)")
-    fisher.add_argument("--max-length", type=int, required=True, help="truncate each document to this many tokens")
-    fisher.add_argument("--estimator", choices=["empirical", "sampled"], default="empirical")
-    fisher.add_argument("--batch-size", type=int, default=8, help="documents per forward/backward (default 8)")
-    fisher.add_argument("--seed", type=int, default=0, help="seed for drawing documents and sampled labels")
-    fisher.add_argument("--out", required=True, help="output folder (must not exist unless --overwrite)")
-    fisher.add_argument(
-        "--normalisation", choices=["none", "mean", "max", "paper_int8"], default="none", help="default none"
-    )
-    fisher.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32", help="stored dtype")
-    fisher.add_argument("--model-dtype", choices=["float32", "bfloat16"], default="float32", help="compute dtype")
-    fisher.add_argument(
-        "--quantization", choices=["8bit", "4bit"], default=None, help="load the base with bitsandbytes"
-    )
-    fisher.add_argument("--revision", default=None, help="model revision (branch, tag or commit)")
-    fisher.add_argument("--trust-remote-code", action="store_true", help="allow the model's own code (off by default)")
-    fisher.add_argument("--device", default=None, help="cpu, cuda, cuda:1… (default: cuda when available)")
-    fisher.add_argument(
-        "--checkpoint-every", type=int, default=1000, help="documents between checkpoints (0: none; default 1000)"
-    )
-    fisher.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
-    fisher.add_argument("--push-to-hub", default=None, metavar="REPO_ID", help="upload the folder to this model repo")
-    fisher.add_argument("--private", action="store_true", default=None, help="create the Hub repo private")
+    derived["fisher"] = (fisher, "e2wm.ewc.build:FisherArguments", ())
     fisher.add_argument("--quiet", action="store_true", help="no progress bar")
     fisher.set_defaults(func=_fisher)
 
@@ -542,11 +425,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("train_args", nargs=argparse.REMAINDER, help="--config RECIPE.yaml [--field value ...]")
     train.set_defaults(func=_train)
+
+    import importlib
+
+    from e2wm.arguments import add_dataclass_arguments
+
+    for name, (subparser, where, exclude) in derived.items():
+        if command is None or command == name:
+            module, _, cls = where.partition(":")
+            add_dataclass_arguments(subparser, getattr(importlib.import_module(module), cls), exclude=exclude)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((arg for arg in argv if not arg.startswith("-")), None)
+    parser = build_parser(command)
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     try:

@@ -15,7 +15,7 @@ from typing import Any
 
 from trl import SFTConfig
 
-from e2wm.ewc.fisher import NORMALISATIONS
+from e2wm.ewc.normalization import DEFAULT_NORMALIZATION, NORMALIZATIONS
 from e2wm.ewc.penalty import DEFAULT_CHUNK_BYTES
 from e2wm.tasks.common import PAPER_WEIGHTS
 
@@ -49,10 +49,12 @@ class EWCLoRAConfig(SFTConfig):
             model repo id holding one. Required when `penalty="ewc"` and `ewc_lambda > 0`.
         fisher_revision (`str`, *optional*):
             Revision (branch, tag or commit) of a Hub Fisher.
-        fisher_normalization (`str`, *optional*, defaults to `"paper_int8"`):
-            Applied to the Fisher when it is loaded: `"none"` (its real values), `"mean"` (each tensor to mean 1),
-            `"max"` (to max 1) or `"paper_int8"` (each row scaled to max 127 and rounded, what the paper's code
-            trained with, so its λ values apply).
+        fisher_normalization (`str`, *optional*, defaults to `"global_mean"`):
+            Applied to the Fisher when it is loaded: `"none"` (its real values), `"global_mean"` (every tensor
+            divided by the mean of all entries: F averages 1 and layers keep their relative scale), `"mean"` /
+            `"max"` (each tensor to mean 1 / max 1 on its own) or `"paper_int8"` (each row scaled to max 127 and
+            rounded, what the paper's code trained with, so its λ values apply; it rounds most entries of a
+            heavy-tailed Fisher to 0). See `e2wm.ewc.normalization`.
         fisher_check_base (`bool`, *optional*, defaults to `True`):
             Refuse a Fisher estimated for another base model (its content hash or name differs). Turn it off when
             the same weights are loaded under another name (a local copy of a Hub model, say).
@@ -98,11 +100,12 @@ class EWCLoRAConfig(SFTConfig):
         default=None, metadata={"help": "Revision (branch, tag or commit) of a Hub Fisher."}
     )
     fisher_normalization: str = field(
-        default="paper_int8",
+        default=DEFAULT_NORMALIZATION,
         metadata={
-            "help": "Normalisation applied to the Fisher at load: none, mean, max, or paper_int8 (rows to max 127, "
-            "rounded: what the paper trained with).",
-            "choices": list(NORMALISATIONS),
+            "help": "Normalization applied to the Fisher at load: none, global_mean (F averages 1, layers keep their "
+            "relative scale), mean, max (per tensor), or paper_int8 (rows to max 127, rounded: what the paper trained "
+            "with).",
+            "choices": list(NORMALIZATIONS),
         },
     )
     fisher_check_base: bool = field(
@@ -127,6 +130,15 @@ class EWCLoRAConfig(SFTConfig):
     def __post_init__(self) -> None:
         # Checked before SFTConfig's own checks: a wrong EWC field should be the error a user sees first.
         self._check_ewc_fields()
+        if self.hub_token:
+            raise ValueError(
+                "EWCLoRAConfig.hub_token is not accepted: the config is saved with the run (training_args.bin, every "
+                "checkpoint), so the token would be written to disk; use the HF_TOKEN environment variable or "
+                "`hf auth login`"
+            )
+        if self.bf16 is None and not self.fp16:
+            # trl turns bf16 on by default, which fails on a machine without a bf16 accelerator: decide by the device
+            self.bf16 = _bf16_available(self.use_cpu)
         super().__post_init__()
 
     def _check_ewc_fields(self) -> None:
@@ -140,9 +152,9 @@ class EWCLoRAConfig(SFTConfig):
             raise ValueError(
                 f"EWCLoRAConfig.penalty must be one of {', '.join(map(repr, PENALTIES))}, got {self.penalty!r}"
             )
-        if self.fisher_normalization not in NORMALISATIONS:
+        if self.fisher_normalization not in NORMALIZATIONS:
             raise ValueError(
-                f"EWCLoRAConfig.fisher_normalization must be one of {', '.join(map(repr, NORMALISATIONS))}, "
+                f"EWCLoRAConfig.fisher_normalization must be one of {', '.join(map(repr, NORMALIZATIONS))}, "
                 f"got {self.fisher_normalization!r}"
             )
         if self.penalty == "ewc" and self.ewc_lambda > 0 and not self.fisher:
@@ -156,6 +168,12 @@ class EWCLoRAConfig(SFTConfig):
                 f"got {self.penalty_chunk_bytes}"
             )
         self.task_weights = _parse_task_weights(self.task_weights)
+
+
+def _bf16_available(use_cpu: bool) -> bool:
+    import torch
+
+    return not use_cpu and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
 
 
 def _number(name: str, value: str) -> float:

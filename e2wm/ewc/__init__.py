@@ -3,34 +3,28 @@
     fisher = load_fisher("fisher/", peft_model)          # or a Hub repo id; validated against the model
     loss = task_loss + lam * ewc_penalty(peft_model, fisher)
 
-``estimate_fisher`` / ``build_fisher`` (what ``e2wm fisher`` runs) make the Fisher; ``ewc_penalty``
+``estimate_fisher`` (``estimate.py``) and ``build_fisher`` (``build.py``, what ``e2wm fisher`` runs) make
+the Fisher; ``artifact.py`` saves, loads and validates it; ``normalization.py`` scales it; ``penalty.py``
 uses it. Pure torch at the core: nothing here imports trl.
 """
 
-from e2wm.ewc.build import FisherBuild, build_fisher, load_base_model
-from e2wm.ewc.fisher import (
-    ESTIMATORS,
-    NORMALISATIONS,
-    Fisher,
-    FisherAccumulator,
-    FisherEstimate,
-    estimate_fisher,
-    load_fisher,
-    normalise_fisher,
-    push_fisher,
-    save_fisher,
-)
+from e2wm.ewc.artifact import Fisher, load_fisher, read_fisher_metadata, save_fisher
+from e2wm.ewc.build import FisherArguments, FisherBuild, build_fisher
+from e2wm.ewc.estimate import ESTIMATORS, FisherAccumulator, FisherEstimate, estimate_fisher
 from e2wm.ewc.layers import FisherError, FisherFormatError, FisherMismatchError
+from e2wm.ewc.normalization import DEFAULT_NORMALIZATION, NORMALIZATIONS, fisher_statistics, normalize_fisher
 from e2wm.ewc.penalty import DEFAULT_CHUNK_BYTES, ewc_penalty, lora_penalty
 from e2wm.ewc.text import DocumentSourceError, TextSource, iter_documents
 
 __all__ = [
     "DEFAULT_CHUNK_BYTES",
+    "DEFAULT_NORMALIZATION",
     "ESTIMATORS",
-    "NORMALISATIONS",
+    "NORMALIZATIONS",
     "DocumentSourceError",
     "Fisher",
     "FisherAccumulator",
+    "FisherArguments",
     "FisherBuild",
     "FisherError",
     "FisherEstimate",
@@ -40,11 +34,11 @@ __all__ = [
     "build_fisher",
     "estimate_fisher",
     "ewc_penalty",
+    "fisher_statistics",
     "iter_documents",
-    "load_base_model",
     "load_fisher",
     "lora_penalty",
-    "normalise_fisher",
-    "push_fisher",
+    "normalize_fisher",
+    "read_fisher_metadata",
     "save_fisher",
 ]

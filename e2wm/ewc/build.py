@@ -1,33 +1,101 @@
 """From a base model and a text source to a Fisher folder (and the Hub): what ``e2wm fisher`` runs.
 
-    build_fisher("EleutherAI/gpt-neo-1.3B", target_modules=["q_proj", "v_proj"],
-                 text=TextSource("pile.jsonl"), out="fisher/", num_docs=20_000, max_length=800)
+    build_fisher(FisherArguments(model="EleutherAI/gpt-neo-1.3B", target_modules=["q_proj", "v_proj"],
+                                 text="pile.jsonl", out="fisher/", num_docs=20_000, max_length=800))
 
-Steps: load the model and tokenizer (optionally 8-bit/4-bit with bitsandbytes), draw the documents,
-estimate (checkpointing the partial sums in ``<out>.partial/`` beside the output, so ``<out>`` itself is
-complete or absent), normalise, save, remove the checkpoint, and push if asked. Run it again after a
-kill with the same arguments and it resumes from the last checkpoint.
+Steps: load the model and tokenizer (``e2wm.models.load_causal_lm``: the names every command accepts,
+optionally 8-bit/4-bit with bitsandbytes), draw the documents, estimate (checkpointing the partial sums in
+``<out>.partial/`` beside the output, so ``<out>`` itself is complete or absent), normalize, save, remove
+the checkpoint, and push if asked. Run it again after a kill with the same arguments and it resumes from
+the last checkpoint. ``FisherArguments`` is also what the ``e2wm fisher`` flags are made from.
 """
 
 from __future__ import annotations
 
 import shutil
-from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-from torch import nn
-
-from e2wm.ewc.fisher import ESTIMATORS, NORMALISATIONS, SAVE_DTYPES, estimate_fisher, normalise_fisher, save_fisher
+from e2wm.ewc.artifact import SAVE_DTYPES, save_fisher
+from e2wm.ewc.estimate import ESTIMATORS, estimate_fisher
 from e2wm.ewc.layers import FisherError, match_target_modules, model_identity
+from e2wm.ewc.normalization import NORMALIZATIONS, fisher_statistics, normalize_fisher
 from e2wm.ewc.text import TextSource, iter_documents
 
-__all__ = ["FisherBuild", "build_fisher", "load_base_model"]
+__all__ = ["FisherArguments", "FisherBuild", "build_fisher"]
 
-MODEL_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
-QUANTIZATIONS = ("8bit", "4bit")
+MODEL_DTYPES = ("float32", "bfloat16")
+
+
+@dataclass
+class FisherArguments:
+    """What ``e2wm fisher`` (and ``build_fisher``) estimates, from what, and where it goes."""
+
+    model: str = field(metadata={"help": "base model: a Hub id, a local folder, or e2wm:tiny / e2wm:gemma-3-270m"})
+    target_modules: list[str] = field(metadata={"help": "the LoRA target modules, comma-separated, e.g. q_proj,v_proj"})
+    text: str = field(metadata={"help": "documents: a .jsonl or .txt file, or a datasets id or folder (streamed)"})
+    out: str = field(metadata={"help": "output folder (must not exist unless --overwrite)"})
+    num_docs: int = field(metadata={"help": "documents to draw (all of them: their count)"})
+    max_length: int = field(metadata={"help": "truncate each document to this many tokens (the paper: 800)"})
+    text_config: str | None = field(default=None, metadata={"help": "datasets config name (for a datasets source)"})
+    text_split: str = field(default="train", metadata={"help": "datasets split"})
+    text_field: str = field(default="text", metadata={"help": "field holding the document"})
+    estimator: str = field(
+        default="empirical",
+        metadata={"help": "empirical (the document's tokens, the paper's) or sampled (labels from the model)",
+                  "choices": list(ESTIMATORS)},
+    )  # fmt: skip
+    batch_size: int = field(default=8, metadata={"help": "documents per forward/backward"})
+    seed: int = field(default=0, metadata={"help": "seed for drawing documents and sampled labels"})
+    normalization: str = field(
+        default="none",
+        metadata={"help": "normalization stored in the artifact (the trainer can apply another at load time)",
+                  "choices": list(NORMALIZATIONS)},
+    )  # fmt: skip
+    dtype: str = field(
+        default="float32",
+        metadata={"help": "stored dtype (never float16: squared gradients underflow it)", "choices": list(SAVE_DTYPES)},
+    )
+    model_dtype: str = field(
+        default="float32", metadata={"help": "compute dtype of the model", "choices": list(MODEL_DTYPES)}
+    )
+    quantization: str | None = field(
+        default=None, metadata={"help": "load the base with bitsandbytes", "choices": ["8bit", "4bit"]}
+    )
+    revision: str | None = field(default=None, metadata={"help": "model revision (branch, tag or commit)"})
+    trust_remote_code: bool = field(default=False, metadata={"help": "allow the model's own code (off by default)"})
+    device: str | None = field(default=None, metadata={"help": "cpu, cuda, cuda:1… (default: cuda when available)"})
+    checkpoint_every: int = field(default=1000, metadata={"help": "documents between checkpoints (0: none)"})
+    overwrite: bool = field(default=False, metadata={"help": "replace an existing --out folder"})
+    push_to_hub: str | None = field(default=None, metadata={"help": "upload the folder to this model repo id"})
+    private: bool | None = field(default=None, metadata={"help": "create the Hub repo private"})
+
+    def __post_init__(self) -> None:
+        if isinstance(self.target_modules, str):
+            self.target_modules = [self.target_modules]
+        self.target_modules = [t.strip() for item in self.target_modules for t in item.split(",") if t.strip()]
+        if not self.target_modules:
+            raise FisherError("--target-modules: name at least one module, e.g. q_proj,v_proj")
+        checks = [
+            (self.num_docs < 1, f"--num-docs must be at least 1, got {self.num_docs}"),
+            (self.max_length < 2, f"--max-length must be at least 2 (one predicted token), got {self.max_length}"),
+            (self.batch_size < 1, f"--batch-size must be at least 1, got {self.batch_size}"),
+            (self.checkpoint_every < 0, f"--checkpoint-every must be 0 (off) or a number of documents, got {self.checkpoint_every}"),
+            (self.estimator not in ESTIMATORS, f"--estimator must be one of {', '.join(ESTIMATORS)}, got {self.estimator!r}"),
+            (self.normalization not in NORMALIZATIONS,
+             f"--normalization must be one of {', '.join(NORMALIZATIONS)}, got {self.normalization!r}"),
+            (self.dtype not in SAVE_DTYPES,
+             f"--dtype must be float32 or bfloat16 (never float16: squared gradients underflow it), got {self.dtype!r}"),
+            (self.model_dtype not in MODEL_DTYPES, f"--model-dtype must be float32 or bfloat16, got {self.model_dtype!r}"),
+            (self.quantization not in (None, "8bit", "4bit"), f"--quantization must be 8bit or 4bit, got {self.quantization!r}"),
+        ]  # fmt: skip
+        for failed, message in checks:
+            if failed:
+                raise FisherError(message)
+
+    def text_source(self) -> TextSource:
+        return TextSource(self.text, config=self.text_config, split=self.text_split, field=self.text_field)
 
 
 @dataclass(frozen=True)
@@ -39,163 +107,77 @@ class FisherBuild:
     hub_url: str | None = None
 
 
-def load_base_model(
-    model_name_or_path: str,
-    *,
-    revision: str | None = None,
-    dtype: str = "float32",
-    quantization: str | None = None,
-    trust_remote_code: bool = False,
-    device: str | None = None,
-) -> tuple[nn.Module, Any]:
-    """The causal LM and its tokenizer, in eval mode on ``device`` (default: cuda when available, else cpu).
+def build_fisher(args: FisherArguments, *, progress: bool = True) -> FisherBuild:
+    """Estimate the Fisher of ``args.model`` on ``args.num_docs`` documents of ``args.text`` into ``args.out``.
 
-    ``quantization`` ``"8bit"``/``"4bit"`` loads the linear layers with bitsandbytes (compute dtype
-    ``dtype``). ``trust_remote_code`` stays off unless asked for.
-    """
-    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
-
-    if dtype not in MODEL_DTYPES:
-        raise FisherError(f"model dtype must be one of {', '.join(MODEL_DTYPES)}, got {dtype!r}")
-    if quantization is not None and quantization not in QUANTIZATIONS:
-        raise FisherError(f"quantization must be 8bit or 4bit (or none), got {quantization!r}")
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    kwargs: dict[str, Any] = {
-        "revision": revision,
-        "trust_remote_code": trust_remote_code,
-        "dtype": MODEL_DTYPES[dtype],
-    }
-    if quantization == "8bit":
-        kwargs.update(quantization_config=BitsAndBytesConfig(load_in_8bit=True), device_map={"": device})
-    elif quantization == "4bit":
-        config = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=MODEL_DTYPES[dtype])
-        kwargs.update(quantization_config=config, device_map={"": device})
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(
-            model_name_or_path, revision=revision, trust_remote_code=trust_remote_code
-        )
-        model: Any = AutoModelForCausalLM.from_pretrained(model_name_or_path, **kwargs)
-    except (OSError, ValueError, ImportError) as err:
-        raise FisherError(f"cannot load the model {model_name_or_path!r}: {err}") from None
-    if quantization is None:
-        model.to(device)
-    return model.eval(), tokenizer
-
-
-def build_fisher(
-    model_name_or_path: str,
-    *,
-    target_modules: Sequence[str],
-    text: TextSource,
-    out: str | Path,
-    num_docs: int,
-    max_length: int,
-    estimator: str = "empirical",
-    batch_size: int = 8,
-    seed: int = 0,
-    normalisation: str = "none",
-    dtype: str = "float32",
-    model_dtype: str = "float32",
-    quantization: str | None = None,
-    revision: str | None = None,
-    trust_remote_code: bool = False,
-    device: str | None = None,
-    checkpoint_every: int = 1000,
-    overwrite: bool = False,
-    push_to_hub: str | None = None,
-    private: bool | None = None,
-    progress: bool = True,
-) -> FisherBuild:
-    """Estimate the Fisher of ``model_name_or_path`` on ``num_docs`` documents of ``text`` into ``out``.
-
-    Arguments are checked before anything is loaded; each error names the argument and the fix.
+    Arguments are checked (by ``FisherArguments``) before anything is loaded; each error names the argument
+    and the fix.
     """
     from e2wm import __version__
     from e2wm._model_cards import template_text
+    from e2wm.models import ModelLoadError, ModelUnavailableError, load_causal_lm
 
-    out = Path(out)
-    _check_arguments(num_docs, max_length, batch_size, estimator, normalisation, dtype, checkpoint_every)
-    if out.exists() and not overwrite:
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
         raise FisherError(f"output folder {out} already exists; choose another --out or pass --overwrite")
     template_text("fisher_card.md.jinja")  # fail now, not after hours of estimation
-    model, tokenizer = load_base_model(
-        model_name_or_path,
-        revision=revision,
-        dtype=model_dtype,
-        quantization=quantization,
-        trust_remote_code=trust_remote_code,
-        device=device,
-    )
-    modules = match_target_modules(model, target_modules)
+    text = args.text_source()
+    try:
+        model, tokenizer = load_causal_lm(
+            args.model,
+            revision=args.revision,
+            dtype=args.model_dtype,
+            quantization=args.quantization,
+            trust_remote_code=args.trust_remote_code,
+            device=args.device or "auto",
+        )
+    except (ModelLoadError, ModelUnavailableError) as err:
+        raise FisherError(str(err)) from None
+    modules = match_target_modules(model, args.target_modules)
     identity = model_identity(model, list(modules))
-    run_key = {**identity, "base_model": model_name_or_path, "base_dtype": model_dtype, "source": text.describe()}
+    source = text.describe()
+    run_key = {**identity, "base_model": args.model, "base_dtype": args.model_dtype, "source": source}
     checkpoint_dir = out.with_name(out.name + ".partial")
     estimate = estimate_fisher(
         model,
         tokenizer,
-        iter_documents(text, num_docs, seed),
-        target_modules=target_modules,
-        max_length=max_length,
-        estimator=estimator,
-        batch_size=batch_size,
-        seed=seed,
-        num_docs=num_docs,
+        iter_documents(text, args.num_docs, args.seed),
+        target_modules=args.target_modules,
+        max_length=args.max_length,
+        estimator=args.estimator,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        num_docs=args.num_docs,
         checkpoint_dir=checkpoint_dir,
-        checkpoint_every=checkpoint_every,
+        checkpoint_every=args.checkpoint_every,
         run_key=run_key,
         progress=progress,
     )
     metadata = {
-        "base_model": model_name_or_path,
+        "base_model": args.model,
         **identity,
-        "base_dtype": model_dtype,
-        "target_modules": list(target_modules),
-        "estimator": estimator,
+        "base_dtype": args.model_dtype,
+        "target_modules": list(args.target_modules),
+        "estimator": args.estimator,
         "num_docs": estimate.num_docs,
         "num_skipped_docs": estimate.num_skipped_docs,
         "num_tokens": estimate.num_tokens,
         "num_predicted_tokens": estimate.num_predicted_tokens,
-        "max_length": max_length,
-        "source": text.describe(),
-        "seed": seed,
-        "normalisation": normalisation,
+        "max_length": args.max_length,
+        "source": source,
+        "seed": args.seed,
+        "normalization": args.normalization,
         "layouts": estimate.layouts,
+        "statistics": fisher_statistics(estimate.tensors, estimate.layouts),  # of the raw estimate
         "e2wm_version": __version__,
     }
-    tensors = normalise_fisher(estimate.tensors, normalisation, estimate.layouts)
-    folder = save_fisher(out, tensors, metadata, dtype=dtype, overwrite=overwrite)
+    tensors = normalize_fisher(estimate.tensors, args.normalization, estimate.layouts)
+    folder = save_fisher(out, tensors, metadata, dtype=args.dtype, overwrite=args.overwrite)
     shutil.rmtree(checkpoint_dir, ignore_errors=True)
-    metadata = {**metadata, "dtype": dtype}
+    metadata = {**metadata, "dtype": args.dtype}
     url = None
-    if push_to_hub:
-        from e2wm.ewc.fisher import push_fisher
+    if args.push_to_hub:
+        from e2wm.hub import push_artifact
 
-        url = push_fisher(folder, push_to_hub, private=private)
+        url = push_artifact("fisher", folder, args.push_to_hub, private=args.private)
     return FisherBuild(folder=folder, metadata=metadata, hub_url=url)
-
-
-def _check_arguments(
-    num_docs: int,
-    max_length: int,
-    batch_size: int,
-    estimator: str,
-    normalisation: str,
-    dtype: str,
-    checkpoint_every: int,
-) -> None:
-    if num_docs < 1:
-        raise FisherError(f"--num-docs must be at least 1, got {num_docs}")
-    if max_length < 2:
-        raise FisherError(f"--max-length must be at least 2 (one predicted token), got {max_length}")
-    if batch_size < 1:
-        raise FisherError(f"--batch-size must be at least 1, got {batch_size}")
-    if estimator not in ESTIMATORS:
-        raise FisherError(f"--estimator must be one of {', '.join(ESTIMATORS)}, got {estimator!r}")
-    if normalisation not in NORMALISATIONS:
-        raise FisherError(f"--normalisation must be one of {', '.join(NORMALISATIONS)}, got {normalisation!r}")
-    if dtype not in SAVE_DTYPES:
-        raise FisherError(
-            f"--dtype must be float32 or bfloat16 (never float16: squared gradients underflow it), got {dtype!r}"
-        )
-    if checkpoint_every < 0:
-        raise FisherError(f"--checkpoint-every must be 0 (off) or a number of documents, got {checkpoint_every}")

@@ -20,7 +20,7 @@ from e2wm.ewc import (
     estimate_fisher,
     iter_documents,
     load_fisher,
-    normalise_fisher,
+    normalize_fisher,
     save_fisher,
 )
 from e2wm.ewc.layers import model_identity
@@ -46,7 +46,7 @@ def metadata_for(model, estimate, **extra):
     return {"base_model": identity["base_model_name_or_path"], **identity, "estimator": "empirical",
             "num_docs": estimate.num_docs, "num_skipped_docs": 0, "num_tokens": estimate.num_tokens,
             "num_predicted_tokens": estimate.num_predicted_tokens, "max_length": 32, "source": {"path": "x.txt"},
-            "seed": 0, "normalisation": "none", "target_modules": TARGETS, "e2wm_version": "test", **extra}  # fmt: skip
+            "seed": 0, "normalization": "none", "target_modules": TARGETS, "e2wm_version": "test", **extra}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -170,26 +170,26 @@ def test_load_rejects_a_fisher_of_another_base_model(tmp_path, saved, tok, llama
         load_fisher(renamed, llama_4bit)  # quantized: no content hash, so the names must agree
 
 
-# ------------------------------------------------------------------------------------------- normalisation
-def test_normalisations(estimate):
+# ------------------------------------------------------------------------------------------- normalization
+def test_normalizations(estimate):
     tensors = estimate.tensors
-    for key, f in normalise_fisher(tensors, "mean").items():
+    for key, f in normalize_fisher(tensors, "mean").items():
         assert f.mean().item() == pytest.approx(1.0, rel=1e-6) and torch.allclose(f * tensors[key].mean(), tensors[key])
-    for f in normalise_fisher(tensors, "max").values():
+    for f in normalize_fisher(tensors, "max").values():
         assert f.max().item() == 1.0
-    assert all(torch.equal(a, tensors[k]) for k, a in normalise_fisher(tensors, "none").items())
-    for key, f in normalise_fisher(tensors, "paper_int8", estimate.layouts).items():
+    assert all(torch.equal(a, tensors[k]) for k, a in normalize_fisher(tensors, "none").items())
+    for key, f in normalize_fisher(tensors, "paper_int8", estimate.layouts).items():
         assert torch.equal(f, f.round()) and (f.amax(dim=1) == 127).all()  # rows of (out, in)
         assert torch.equal(
             f, torch.round(tensors[key].double() * 127 / tensors[key].double().amax(1, keepdim=True)).float()
         )
-    with pytest.raises(FisherError, match="normalisation must be one of none, mean, max, paper_int8"):
-        normalise_fisher(tensors, "l2")
+    with pytest.raises(FisherError, match="normalization must be one of none, global_mean, mean, max, paper_int8"):
+        normalize_fisher(tensors, "l2")
 
 
 def test_paper_int8_scales_conv1d_weights_per_output(tok, docs):
     est = estimate_fisher(tiny_gpt2(tok), tok, docs[:2], target_modules=["c_attn"], max_length=16)
-    for f in normalise_fisher(est.tensors, "paper_int8", est.layouts).values():  # Conv1D: (in, out)
+    for f in normalize_fisher(est.tensors, "paper_int8", est.layouts).values():  # Conv1D: (in, out)
         assert (f.amax(dim=0) == 127).all()
 
 
@@ -237,14 +237,14 @@ def cli(llama_folder, corpus, out, *extra):
 
 
 def test_cli_writes_a_fisher_that_loads(tmp_path, llama_folder, corpus, llama, tok, capsys):
-    assert cli(llama_folder, corpus, tmp_path / "out", "--normalisation", "mean", "--dtype", "bfloat16") == 0
+    assert cli(llama_folder, corpus, tmp_path / "out", "--normalization", "mean", "--dtype", "bfloat16") == 0
     assert "Fisher (empirical, 12 documents" in capsys.readouterr().out
     fisher = load_fisher(tmp_path / "out", llama)
     meta = fisher.metadata
-    assert (meta["num_docs"], meta["max_length"], meta["normalisation"], meta["dtype"]) == (12, 32, "mean", "bfloat16")
+    assert (meta["num_docs"], meta["max_length"], meta["normalization"], meta["dtype"]) == (12, 32, "mean", "bfloat16")
     assert meta["source"] == {"path": str(corpus), "field": "text"} and meta["base_model"] == str(llama_folder)
     drawn = list(iter_documents(TextSource(str(corpus)), 12, seed=0))
-    expected = normalise_fisher(
+    expected = normalize_fisher(
         estimate_fisher(llama, tok, drawn, target_modules=TARGETS, max_length=32).tensors, "mean"
     )
     for key, tensor in expected.items():
@@ -289,7 +289,7 @@ def test_cli_reports_bad_input_with_exit_status_2(tmp_path, llama_folder, corpus
     assert "already exists; choose another --out or pass --overwrite" in capsys.readouterr().err
     assert main(["fisher", "--model", str(tmp_path / "no-model"), "--target-modules", "q_proj", "--text", str(corpus),
                  "--num-docs", "1", "--max-length", "8", "--out", str(tmp_path / "o"), "--quiet"]) == 2  # fmt: skip
-    assert "cannot load the model" in capsys.readouterr().err
+    assert "no model folder at" in capsys.readouterr().err  # a missing path, not a "bad Hub repo id"
     assert not (tmp_path / "o").exists()
 
 

@@ -15,16 +15,17 @@ RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 
 
 def test_pipeline_recipes_load_and_build_their_training_configs(tmp_path):
-    from e2wm.pipeline import training_setup
+    from e2wm.pipeline import training_arguments
 
     for name in ("smoke.yaml", "quickstart.yaml"):
         recipe = load_recipe(RECIPES / name)
         assert recipe.collect and recipe.train and recipe.evaluate["tasks"]
-        plain, lora, data = training_setup(recipe, tmp_path / "lora", ewc=False)
-        ewc, _, _ = training_setup(recipe, tmp_path / "ewc", ewc=True, fisher=str(tmp_path / "fisher"))
+        _, plain, lora = training_arguments(recipe, tmp_path / "lora", "m", "c", penalty="none", ewc_lambda=0.0)
+        data, ewc, _ = training_arguments(recipe, tmp_path / "ewc", "m", "c", penalty="ewc", fisher="f")
         assert plain.penalty == "none" and plain.ewc_lambda == 0.0
-        assert ewc.penalty == "ewc" and ewc.ewc_lambda == recipe.train["ewc_lambda"] > 0
-        assert lora.r == recipe.train["lora"]["r"] and data["configs"]
+        assert ewc.penalty == "ewc" and ewc.ewc_lambda == recipe.train["ewc_lambda"] > 0 and ewc.fisher == "f"
+        assert lora.lora_r == recipe.train["lora_r"] and data.dataset_config and data.dataset_name == "c"
+        assert ewc.output_dir == str(tmp_path / "ewc") and lora.model_name_or_path == "m"
 
 
 @pytest.mark.parametrize(
@@ -43,6 +44,30 @@ def test_bad_recipes_are_refused_with_the_fix(tmp_path, text, message):
     with pytest.raises(PipelineError) as err:
         load_recipe(path)
     assert message in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (("ewc_lambda: 1.0", "ewc_lamda: 1.0"), "unknown key 'ewc_lamda'; did you mean ewc_lambda?"),
+        (("ewc_lambda: 1.0", "ewc_lambda: -1.0"), "ewc_lambda must be a finite number ≥ 0"),
+        (("ewc_lambda: 1.0", "ewc_lambda: [1, 2]"), "ewc_lambda must be a number, got [1, 2]"),
+        (("  limit: 6", "  limt: 6"), "unknown key 'limt'; did you mean limit?"),
+        (("  limit: 6", "  limit: -1"), "--limit must be at least 1"),
+        (("tasks: [counting_qa,", "tasks: [countin_qa,"), "unknown evaluation task 'countin_qa'; did you mean counting_qa?"),
+        (("lora_target_modules: [q_proj, v_proj]", "lora_target_modules: 5"), "lora_target_modules must be a list of str, got 5"),
+        (("max_steps: 6", "output_dir: somewhere"), "output_dir is set by the pipeline"),
+        (("explorations: 160", "explorations: -5"), "--explorations must be 0 or more"),
+    ],
+)
+def test_a_wrong_value_anywhere_in_the_recipe_fails_before_the_first_stage(tmp_path, edit, message):
+    path = tmp_path / "r.yaml"
+    text = (RECIPES / "smoke.yaml").read_text()
+    assert edit[0] in text
+    path.write_text(text.replace(*edit))
+    with pytest.raises(PipelineError) as err:
+        load_recipe(path)
+    assert message in str(err.value) and str(path) in str(err.value)
 
 
 @pytest.fixture(scope="module")
@@ -94,14 +119,23 @@ def test_the_smoke_run_leaves_every_stage_output(smoke_run):
     assert set(state["stages"]) == set(STAGES)
 
 
-def test_a_finished_run_is_not_redone_and_another_recipe_is_refused(smoke_run, tmp_path, capsys):
+def test_a_finished_run_is_not_redone_and_a_corrected_recipe_redoes_only_what_it_changes(smoke_run, tmp_path, capsys):
     out, _, _, _ = smoke_run
     assert main(["pipeline", "--recipe", str(RECIPES / "smoke.yaml"), "--out", str(out), "--quiet"]) == 0
     assert "already done" in capsys.readouterr().out
+    ran: list[str] = []
+    originals = dict(pipeline._RUNNERS)
+    for stage, runner in originals.items():
+        pipeline._RUNNERS[stage] = lambda run, stage=stage, runner=runner: ran.append(stage) or runner(run)
     other = tmp_path / "other.yaml"
-    other.write_text((RECIPES / "smoke.yaml").read_text().replace("max_steps: 6", "max_steps: 7"))
-    assert main(["pipeline", "--recipe", str(other), "--out", str(out), "--quiet"]) == 2
-    assert "was started with another recipe" in capsys.readouterr().err
+    other.write_text((RECIPES / "smoke.yaml").read_text().replace("  limit: 6", "  limit: 5"))
+    try:
+        run_pipeline(load_recipe(other), out, log=lambda _: None, progress=False)
+    finally:
+        pipeline._RUNNERS.update(originals)
+    assert ran == ["model", "eval_base", "eval_lora", "eval_ewc_lora", "report"]  # no retraining
+    results = json.loads((out / "report" / "results.json").read_text())["labels"]
+    assert all(r["tasks"]["counting_qa"]["n"] <= 5 for r in results.values())
 
 
 def test_the_progress_display_counts_stages_and_shows_the_stages_own_status(tmp_path, monkeypatch):
@@ -128,7 +162,8 @@ def test_the_progress_display_counts_stages_and_shows_the_stages_own_status(tmp_
     recipe = load_recipe(RECIPES / "smoke.yaml")
     out = tmp_path / "run"
     (out / ".done").mkdir(parents=True)
-    (out / ".done" / "collect").write_text("1.0\n")  # as if resumed after the collection
+    # as if resumed after the collection
+    (out / ".done" / "collect").write_text(f"{pipeline.fingerprints(recipe)['collect']} 1.0\n")
     run_pipeline(recipe, out, log=lambda _: None)
     assert shown[0] == ("total", len(STAGES)) and shown[-1] == ("close", None)
     assert shown.count(("update", 1)) == len(STAGES)

@@ -36,14 +36,15 @@ def llama_folder(tok, tmp_path_factory) -> Path:
 
 
 def _fisher(folder: Path, out: Path, targets: list[str]) -> Path:
-    from e2wm.ewc import TextSource, build_fisher
+    from e2wm.ewc import FisherArguments, build_fisher
 
     text = out.parent / "documents.txt"
     text.write_text("\n".join(sample_documents(32, seed=11)) + "\n", encoding="utf-8")
-    build_fisher(
-        str(folder), target_modules=targets, text=TextSource(str(text)), out=out, num_docs=32, max_length=64,
-        device="cpu", overwrite=True, progress=False,
+    args = FisherArguments(
+        model=str(folder), target_modules=targets, text=str(text), out=str(out), num_docs=32, max_length=64,
+        device="cpu", overwrite=True,
     )  # fmt: skip
+    build_fisher(args, progress=False)
     return out
 
 

@@ -36,7 +36,7 @@ def test_save_model_leaves_the_ewc_card_next_to_the_adapter(tmp_path, llama_fold
     assert {"e2wm", "ewc-lora", "trl"} <= set(meta["tags"])
     assert "Model Card for" in body and "EWC-LoRA" in body  # trl's template, with our section
     assert "| λ (`ewc_lambda`) | 0.25 |" in body
-    assert f"`{fisher_folder}`" in body and "paper_int8" in body
+    assert f"`{fisher_folder}`" in body and "global_mean" in body  # the default normalization
     assert f"`{llama_folder}`" in body and "huggingface.co/None" not in body
     assert "task `activity_recognition` | 2 examples, loss weight 0.7" in body  # the paper's default weights
     assert "2305.10626" in body and "r = 4, alpha = 8" in body
@@ -49,12 +49,12 @@ def test_push_to_hub_uploads_the_adapter_and_its_card_and_peft_loads_it_back(fak
     from transformers import AutoModelForCausalLM
 
     from e2wm import EWCLoRATrainer
-    from e2wm.ewc import push_fisher
+    from e2wm.hub import push_artifact
 
     api = HfApi()
     api.create_repo("e2wm-test/tiny-llama")
     api.upload_folder(repo_id="e2wm-test/tiny-llama", folder_path=str(llama_folder))
-    push_fisher(fisher_folder, "e2wm-test/tiny-llama-fisher")
+    push_artifact("fisher", fisher_folder, "e2wm-test/tiny-llama-fisher")
 
     model, tok = load_model("e2wm-test/tiny-llama")
     args = training_config(tmp_path / "ewc-adapter", fisher="e2wm-test/tiny-llama-fisher", ewc_lambda=0.5,

@@ -48,9 +48,12 @@ def test_no_fisher_is_needed_without_an_ewc_penalty(tmp_path):
 
 
 def test_defaults_are_the_papers_and_task_weights_parse_from_json(tmp_path):
+    from e2wm.ewc import DEFAULT_NORMALIZATION
+
     config = training_config(tmp_path, fisher="fisher/")
     assert config.task_weights == PAPER_TASK_WEIGHTS
-    assert (config.ewc_lambda, config.penalty, config.fisher_normalization) == (0.5, "ewc", "paper_int8")
+    assert (config.ewc_lambda, config.penalty) == (0.5, "ewc")
+    assert config.fisher_normalization == DEFAULT_NORMALIZATION == "global_mean"
     assert training_config(tmp_path, fisher="f", task_weights='{"counting": 0.5}').task_weights == {"counting": 0.5}
     assert training_config(tmp_path, fisher="f", task_weights="{}").task_weights == {}
 
@@ -58,9 +61,9 @@ def test_defaults_are_the_papers_and_task_weights_parse_from_json(tmp_path):
 def _parse(path: Path, *extra: str):
     from trl import get_peft_config, get_quantization_config
 
-    from e2wm.train import build_parser
+    from e2wm.train import parse_config, read_recipe
 
-    data, args, model = build_parser().parse_args_and_config(["--config", str(path), *extra])
+    data, args, model = parse_config(read_recipe(path), extra, where=str(path))  # what `e2wm train --config` runs
     return data, args, model, get_quantization_config(model), get_peft_config(model)
 
 
@@ -85,7 +88,7 @@ def test_every_recipe_opens_with_its_command_and_builds_its_config_objects():
         assert args.task_weights == PAPER_TASK_WEIGHTS, path.name
         assert data.dataset_config == list(PAPER_TASK_WEIGHTS), path.name
         if path.name.startswith("cpu_"):
-            assert model.model_name_or_path.startswith(data.tiny_assets) and args.fisher.startswith(data.tiny_assets)
+            assert model.model_name_or_path == "e2wm:tiny" and args.fisher.startswith(data.tiny_assets)
             continue
         assert lora.lora_dropout == 0.1 and args.max_length == 800, path.name
         assert args.per_device_train_batch_size * args.gradient_accumulation_steps == 20, path.name

@@ -1,0 +1,1 @@
+"""Benchmark scripts and the tooling they share (run them from the repository root)."""
