@@ -8,7 +8,10 @@ Reported: wall time, plans and explorations per minute, the fraction of plan epi
 their goal on re-execution among the RobotHow goals whose human program executes in e2wm (and how
 many that is), and the median plan length over the human program's length.
 
-    python bench/collect.py [--plans 1659] [--explorations 2000] [--num-proc 2] [--keep DIR]
+    python bench/collect.py [--plans 1659] [--explorations 2000] [--num-proc 2] [--keep DIR] [--ray ADDRESS]
+
+``--ray local`` runs the chunks as Ray tasks on a Ray instance started here (with ``--num-proc`` CPUs);
+``--ray auto`` or ``--ray ray://HOST:10001`` on a cluster. The Ray start is timed apart.
 
 Last line: ``plans_per_min=<x> explorations_per_min=<y> goal_success=<fraction> plan_len_ratio=<median>``
 """
@@ -34,18 +37,33 @@ def main() -> int:
     parser.add_argument("--explorations", type=int, default=2000)
     parser.add_argument("--num-proc", type=int, default=2)
     parser.add_argument("--keep", default=None, help="collect here (and keep it) instead of a temporary folder")
+    parser.add_argument("--ray", default=None, metavar="ADDRESS", help="collect on Ray: local, auto or an address")
     args = parser.parse_args()
+    if args.ray is not None:  # started once, outside the timings (collect uses a Ray already running)
+        import ray
+
+        start = time.perf_counter()
+        if args.ray == "local":
+            ray.init(num_cpus=args.num_proc, include_dashboard=False)
+        else:
+            ray.init(address=args.ray, include_dashboard=False)
+        print(f"ray {ray.__version__} started in {time.perf_counter() - start:.1f} s: {ray.cluster_resources()}")
 
     fetch_robothow(progress=False)
     programs = {p.id: p for p in load_robothow()}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(args.keep or tmp)
         start = time.perf_counter()
-        plans = collect(CollectConfig("robothow", plans=args.plans), root / "robothow", args.num_proc)
+        plans = collect(
+            CollectConfig("robothow", plans=args.plans), root / "robothow", args.num_proc, ray_address=args.ray
+        )
         plan_seconds = time.perf_counter() - start
         start = time.perf_counter()
         explorations = collect(
-            CollectConfig("generated", explorations=args.explorations), root / "generated", args.num_proc
+            CollectConfig("generated", explorations=args.explorations),
+            root / "generated",
+            args.num_proc,
+            ray_address=args.ray,
         )
         explore_seconds = time.perf_counter() - start
         rows = read_episodes(root / "robothow").to_pylist()
@@ -67,7 +85,8 @@ def main() -> int:
     for failure in failures[:10]:
         print(f"  failure: {failure}")
     print(f"explorations: {explorations.explorations} in {explore_seconds:.0f} s")
-    print(f"whole corpus: {total_seconds:.0f} s on {args.num_proc} processes")
+    where = f"Ray ({args.ray})" if args.ray else f"{args.num_proc} processes"
+    print(f"whole corpus: {total_seconds:.0f} s on {where}")
     print(
         f"plans_per_min={plans.plans / plan_seconds * 60:.0f} "
         f"explorations_per_min={explorations.explorations / explore_seconds * 60:.0f} "

@@ -37,7 +37,7 @@ import os
 import random
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -582,7 +582,7 @@ def _count(summary: CollectSummary, result: _ChunkResult) -> None:
 
 def _execute(
     todo: list[tuple[str, int, int, int]], payload: dict[str, Any], known: Callable[[], frozenset[str]], num_proc: int
-) -> Iterator[_ChunkResult]:
+) -> Generator[_ChunkResult, None, None]:
     """Run chunks in this process or in a pool, yielding each as it finishes."""
     if num_proc == 1 or len(todo) <= 1:
         for kind, chunk, start, stop in todo:
@@ -621,7 +621,7 @@ def _execute_on_ray(
     payload: dict[str, Any],
     known: Callable[[], frozenset[str]],
     num_proc: int,
-) -> Iterator[_ChunkResult]:
+) -> Generator[_ChunkResult, None, None]:
     """Run chunks as Ray tasks (retried when their worker dies), yielding each as it finishes.
 
     At most two tasks per cluster CPU are in flight, so finished chunks never pile up in the object
