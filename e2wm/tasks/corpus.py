@@ -3,11 +3,15 @@ per config, and a dataset card whose YAML lets ``load_dataset(CORPUS, "counting"
 
 Splits are decided by scene (a stable hash of the scene id: all of a scene's examples go to the same
 split) and, for the "unseen" evaluation variants, by activity: a fixed fraction of activities is
-held out of every training split. Few-shot demonstrations come from the same config and split.
+held out of every training split. RobotHow programs can be held out by id (``TaskConfig.holdout_programs``,
+e.g. the preset ``"eai"``: the Embodied Agent Interface benchmark's 342 programs): their episodes reach
+no training config, only the test split of the evaluation configs. Few-shot demonstrations come from the
+same config and split.
 
 Then the leak check: no validation or test question (a prompt without its demonstrations), story,
 or question-and-answer pair may appear in any training split, where demonstrations count as training
-text. Examples that would repeat training text verbatim (the same activity in two near-identical
+text, and no example of a training config (nor any of its demonstrations) may come from a held-out
+program. Examples that would repeat training text verbatim (the same activity in two near-identical
 scenes, a short story told twice) are removed from validation and test before the check, and the
 card reports how many; the check itself then fails loudly on any remaining leak.
 """
@@ -32,7 +36,15 @@ from tqdm.auto import tqdm
 from e2wm import __version__
 from e2wm.experience.collect import read_episodes, read_scene
 from e2wm.experience.episode import Episode
-from e2wm.tasks.common import SPLITS, Example, TaskConfig, activity_split, scene_split, with_demos
+from e2wm.tasks.common import (
+    SPLITS,
+    Example,
+    TaskConfig,
+    activity_split,
+    robothow_program_id,
+    scene_split,
+    with_demos,
+)
 from e2wm.tasks.plans import activity_recognition, plan_facts, plan_generation, plan_qa
 from e2wm.tasks.stories import tell
 from e2wm.tasks.story_tasks import counting, object_path
@@ -94,6 +106,9 @@ class CorpusSummary:
     removed_duplicates: int = 0
     unseen_activities: list[str] = field(default_factory=list)
     episodes: int = 0
+    held_out: dict[str, str] = field(default_factory=dict)  # episode id -> held-out RobotHow program
+    training_activities: list[str] = field(default_factory=list)  # of the plans in training configs
+    training_programs: list[str] = field(default_factory=list)  # RobotHow programs in training configs
 
 
 Examples = dict[str, dict[str, list[Example]]]
@@ -126,6 +141,17 @@ def _split_of(episode: Episode, unseen: set[str], config: TaskConfig) -> str:
     if episode.activity and episode.activity in unseen:
         return "unseen"
     return scene_split(episode.scene_id, config)
+
+
+def _held_out(episodes: Sequence[Episode], config: TaskConfig) -> dict[str, str]:
+    """Episode id -> RobotHow program, for the episodes of the programs ``config`` holds out."""
+    programs = config.held_out_programs()
+    out = {}
+    for episode in episodes:
+        program = robothow_program_id(episode.scene_source, episode.scene_name)
+        if program is not None and program in programs:
+            out[episode.episode_id] = program
+    return out
 
 
 Folders = str | Path | Sequence[str | Path]
@@ -167,6 +193,7 @@ def build_examples(episodes_dirs: Folders, config: TaskConfig, progress: bool = 
     folder_of = {r["episode_id"]: folder for r, folder in rows}
     plans = [e for e in episodes if e.kind == "plan"]
     unseen = activity_split([e.activity for e in plans], config)
+    held_out = _held_out(episodes, config)
     activities = sorted({e.activity for e in plans})
     out: Examples = defaultdict(lambda: defaultdict(list))
     scenes: dict[str, dict[str, Any]] = {}
@@ -190,8 +217,9 @@ def build_examples(episodes_dirs: Folders, config: TaskConfig, progress: bool = 
         rng = random.Random(f"{config.seed}:plan:{episode.episode_id}")
         info, split = facts[episode.episode_id], _split_of(episode, unseen, config)
         seen = "unseen" if split == "unseen" else "seen"
-        eval_split = "test" if split == "unseen" else split
-        if split != "unseen":
+        held = episode.episode_id in held_out
+        eval_split = "test" if split == "unseen" or held else split
+        if split != "unseen" and not held:
             out["plan_generation"][split].append(plan_generation("plan_generation", episode, info, config, rng))
             out["activity_recognition"][split].append(
                 activity_recognition("activity_recognition", episode, info, config, rng)
@@ -213,23 +241,36 @@ def build_examples(episodes_dirs: Folders, config: TaskConfig, progress: bool = 
     explorations = [e for e in episodes if e.kind == "exploration"]
     for episode in tqdm(explorations, desc="stories", unit="episode", disable=not progress):
         rng = random.Random(f"{config.seed}:story:{episode.episode_id}")
-        split = scene_split(episode.scene_id, config)
+        held = episode.episode_id in held_out
+        split = "test" if held else scene_split(episode.scene_id, config)
         story = tell(episode, scene(episode), rng)
         made = counting(story, config, rng)
         if made is not None:
             train, qa = made
-            out["counting"][split].append(train)
+            if not held:
+                out["counting"][split].append(train)
             if qa is not None and split != "train":
                 out["counting_qa"][split].append(qa)
         if len(story.episode.characters) >= 2:
             made = object_path(story, config, rng, room_names)
             if made is not None:
                 train, qa = made
-                out["object_path_tracking"][split].append(train)
+                if not held:
+                    out["object_path_tracking"][split].append(train)
                 if qa is not None and split != "train":
                     out["object_location_qa"][split].append(qa)
 
-    summary = CorpusSummary(unseen_activities=sorted(unseen), episodes=len(episodes))
+    summary = CorpusSummary(unseen_activities=sorted(unseen), episodes=len(episodes), held_out=held_out)
+    by_id = {e.episode_id: e for e in plans}
+    trained = [
+        by_id[x.episode_id]
+        for name in ("plan_generation", "activity_recognition")
+        for x in out.get(name, {}).get("train", [])
+    ]
+    summary.training_activities = sorted({e.activity for e in trained if e.activity})
+    summary.training_programs = sorted(
+        {p for e in trained if (p := robothow_program_id(e.scene_source, e.scene_name)) is not None}
+    )
     summary.removed_overlaps = _remove_overlaps(out)
     summary.removed_duplicates = _dedupe_evaluation(out)
     for name, splits in out.items():
@@ -280,15 +321,28 @@ def _dedupe_evaluation(examples: Examples) -> int:
     return removed
 
 
-def check_leaks(examples: Examples) -> list[str]:
+def check_leaks(examples: Examples, held_out: dict[str, str] | None = None) -> list[str]:
     """Every way evaluation text leaks into training (empty when there is none).
 
     A validation or test example leaks when its question, its story, or its question with its answer
     is training text (training examples and their demonstrations), or when one of its demonstrations
-    is not an example of its own config and split.
+    is not an example of its own config and split. ``held_out`` (episode id -> RobotHow program) names
+    the episodes of held-out programs: an example of a training config (any split), or one of its
+    demonstrations, from such an episode is a leak too.
     """
     questions, stories, pairs = _train_texts(examples)
     problems = []
+    held_out = held_out or {}
+    for name in TRAINING_CONFIGS:
+        for split, rows in examples.get(name, {}).items():
+            for example in rows:
+                for item in (example, *example.demos):
+                    if item.episode_id in held_out:
+                        what = "its demonstration " if item is not example else ""
+                        problems.append(
+                            f"{name}/{split} {example.example_id}: {what}{item.example_id} comes from held-out "
+                            f"RobotHow program {held_out[item.episode_id]}"
+                        )
     for name, splits in examples.items():
         for split, rows in splits.items():
             ids = {e.example_id for e in rows}
@@ -328,13 +382,20 @@ def _write_table(path: Path, table: pa.Table) -> None:
     pq.write_table(table, path, compression="zstd")
 
 
-def _episode_splits(folders: list[Path], config: TaskConfig, unseen: set[str]) -> dict[str, pa.Table]:
+def _episode_splits(
+    folders: list[Path], config: TaskConfig, unseen: set[str], held_out: set[str]
+) -> dict[str, pa.Table]:
     table, _ = _read_all(folders)
     splits: dict[str, list[int]] = defaultdict(list)
-    for index, (sid, activity) in enumerate(
-        zip(table.column("scene_id").to_pylist(), table.column("activity").to_pylist(), strict=True)
+    for index, (eid, sid, activity) in enumerate(
+        zip(
+            table.column("episode_id").to_pylist(),
+            table.column("scene_id").to_pylist(),
+            table.column("activity").to_pylist(),
+            strict=True,
+        )
     ):
-        split = "test" if activity and activity in unseen else scene_split(sid, config)
+        split = "test" if (activity and activity in unseen) or eid in held_out else scene_split(sid, config)
         splits[split].append(index)
     return {split: table.take(indices) for split, indices in splits.items()}
 
@@ -369,7 +430,7 @@ def build_corpus(
     config = config or TaskConfig()
     folders, out = _folders(episodes_dirs), Path(out)
     examples, summary = build_examples(folders, config, progress)
-    problems = check_leaks(examples)
+    problems = check_leaks(examples, summary.held_out)
     if problems:
         shown = "\n  ".join(problems[:10])
         raise LeakError(f"{len(problems)} evaluation examples leak into training; nothing was written:\n  {shown}")
@@ -391,7 +452,9 @@ def build_corpus(
             _write_table(staging / relative, table)
             files.setdefault("scenes", {})[split] = relative
             summary.sizes.setdefault("scenes", {})[split] = table.num_rows
-        for split, table in _episode_splits(folders, config, set(summary.unseen_activities)).items():
+        for split, table in _episode_splits(
+            folders, config, set(summary.unseen_activities), set(summary.held_out)
+        ).items():
             relative = f"episodes/{split}-00000-of-00001.parquet"
             _write_table(staging / relative, table)
             files.setdefault("episodes", {})[split] = relative
@@ -399,7 +462,15 @@ def build_corpus(
         (staging / "README.md").write_text(_card(files, summary, config, folders, repo_id), encoding="utf-8")
         (staging / "e2wm_corpus.json").write_text(
             json.dumps(
-                {"e2wm_version": __version__, "task_config": _config_dict(config), "sizes": summary.sizes}, indent=1
+                {
+                    "e2wm_version": __version__,
+                    "task_config": _config_dict(config),
+                    "sizes": summary.sizes,
+                    "holdout": _holdout_record(config, summary),
+                    "training_activities": summary.training_activities,
+                    "training_programs": summary.training_programs,
+                },
+                indent=1,
             ),
             encoding="utf-8",
         )
@@ -410,6 +481,17 @@ def build_corpus(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return summary
+
+
+def _holdout_record(config: TaskConfig, summary: CorpusSummary) -> dict[str, Any]:
+    """What the corpus held out: the preset (if one was named), the programs, and their episodes."""
+    preset = config.holdout_programs if isinstance(config.holdout_programs, str) else None
+    return {
+        "preset": preset,
+        "programs": sorted(config.held_out_programs()),
+        "episodes": len(summary.held_out),
+        "programs_found": len(set(summary.held_out.values())),
+    }
 
 
 def _config_dict(config: TaskConfig) -> dict[str, Any]:
@@ -455,5 +537,6 @@ def _card(
         episodes=summary.episodes,
         collections=_collections(folders),
         task_config=_config_dict(config),
+        holdout=_holdout_record(config, summary),
         version=__version__,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pyarrow as pa
 import pytest
 from datasets import get_dataset_config_names, load_dataset
 
@@ -156,3 +157,92 @@ def test_push_command(corpus, fake_hub, tmp_path, capsys):
     assert "counting/train-00000-of-00001.parquet" in fake_hub.files("e2wm/experiences-cli", repo_type="dataset")
     assert main(["push", "fisher", str(folder), "e2wm/not-a-fisher"]) == 2
     assert "is not a fisher folder (no fisher.safetensors)" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------- held-out RobotHow programs
+HELD = ["27_2", "11_1", "394_2"]  # three of EAI's programs
+KEPT = ["2_1", "4_1", "5_2"]  # RobotHow ids EAI does not use
+
+
+@pytest.fixture(scope="module")
+def robothow_collection(collection, tmp_path_factory):
+    """The test collection with every episode relabelled as coming from one of six RobotHow programs
+    (episodes know their program by ``scene_source`` and ``scene_name``, as RobotHow collections write them)."""
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    folder = tmp_path_factory.mktemp("robothow") / "collection"
+    shutil.copytree(collection, folder)
+    names = HELD + KEPT
+    for index, path in enumerate(sorted((folder / "episodes").glob("*.parquet"))):
+        table = pq.read_table(path)
+        labels = [f"file{names[(index + row) % len(names)]}" for row in range(table.num_rows)]
+        table = table.set_column(table.schema.get_field_index("scene_source"), "scene_source",
+                                 pa.array(["robothow"] * table.num_rows))  # fmt: skip
+        table = table.set_column(table.schema.get_field_index("scene_name"), "scene_name", pa.array(labels))
+        pq.write_table(table, path)
+    return folder
+
+
+def test_held_out_programs_never_reach_training(robothow_collection, tmp_path):
+    config = TaskConfig(holdout_programs="eai")
+    out = tmp_path / "corpus"
+    summary = build_corpus(robothow_collection, out, config, progress=False)
+    assert set(summary.held_out.values()) == {f"file{p}" for p in HELD}
+    for name in TRAINING_CONFIGS:
+        for split, rows in load_corpus(out, name).items():
+            for row in rows:
+                assert row["episode_id"] not in summary.held_out, (name, split)
+    examples, _ = build_examples(robothow_collection, config, progress=False)
+    for name in TRAINING_CONFIGS:
+        for rows in examples.get(name, {}).values():
+            assert not any(d.episode_id in summary.held_out for e in rows for d in (e, *e.demos))
+    # held-out episodes are evaluation material: the test split only
+    present = [name for name in EVALUATION_CONFIGS if (out / name).is_dir()]
+    test_rows = [r for name in present for r in load_corpus(out, name).get("test", [])]
+    assert any(r["episode_id"] in summary.held_out for r in test_rows)
+    episodes = load_corpus(out, "episodes")
+    assert all(r["episode_id"] not in summary.held_out for s in episodes if s != "test" for r in episodes[s])
+    record = json.loads((out / "e2wm_corpus.json").read_text())
+    assert record["holdout"]["preset"] == "eai" and len(record["holdout"]["programs"]) == 342
+    assert record["holdout"]["episodes"] == len(summary.held_out) and record["holdout"]["programs_found"] == 3
+    assert record["task_config"]["holdout_programs"] == "eai"
+    assert set(record["training_programs"]) <= {f"file{p}" for p in KEPT} and record["training_programs"]
+    trained = {r["episode_id"] for r in load_corpus(out, "plan_generation", split="train")}
+    plans = {r["episode_id"]: r["activity"] for s in episodes.values() for r in s}
+    assert record["training_activities"] == sorted({plans[e] for e in trained})
+    assert "RobotHow programs held out by id (preset `eai`" in (out / "README.md").read_text()
+
+
+def test_a_planted_held_out_program_fails_the_build(robothow_collection, tmp_path):
+    config = TaskConfig(holdout_programs=HELD)
+    examples, summary = build_examples(robothow_collection, config, progress=False)
+    assert summary.held_out and check_leaks(examples, summary.held_out) == []
+    planted = next(e for rows in examples["counting_qa"].values() for e in rows if e.episode_id in summary.held_out)
+    examples["counting"]["train"].append(planted)
+    problems = check_leaks(examples, summary.held_out)
+    assert any(f"comes from held-out RobotHow program {summary.held_out[planted.episode_id]}" in p for p in problems)
+    examples["counting"]["train"].pop()
+    examples["plan_generation"]["train"][0].demos.append(planted)  # a demonstration is training text too
+    assert any("its demonstration" in p for p in check_leaks(examples, summary.held_out))
+
+    import e2wm.tasks.corpus as corpus_module
+
+    original = corpus_module.build_examples
+    corpus_module.build_examples = lambda *args, **kwargs: (examples, summary)
+    try:
+        with pytest.raises(LeakError, match="held-out RobotHow program"):
+            build_corpus(robothow_collection, tmp_path / "corpus", config, progress=False)
+    finally:
+        corpus_module.build_examples = original
+    assert not (tmp_path / "corpus").exists()
+
+
+def test_holdout_settings_are_checked():
+    assert TaskConfig(holdout_programs=["27_2", "file11_1"]).held_out_programs() == {"file27_2", "file11_1"}
+    assert len(TaskConfig(holdout_programs="eai").held_out_programs()) == 342
+    with pytest.raises(ValueError, match="unknown preset 'eia'"):
+        TaskConfig(holdout_programs="eia")
+    with pytest.raises(ValueError, match="'kitchen' is not a RobotHow program id"):
+        TaskConfig(holdout_programs=["kitchen"])
