@@ -22,8 +22,9 @@ import torch
 from trl import SFTTrainer
 
 from e2wm.config import EWCLoRAConfig
-from e2wm.ewc import Fisher, ewc_penalty, load_fisher, lora_penalty, normalise_fisher
+from e2wm.ewc import Fisher, ewc_penalty, load_fisher, normalise_fisher
 from e2wm.ewc.layers import lora_layers
+from e2wm.ewc.penalty import PenaltyReference, base_rewriting_adapters, penalty_reference, rewrites_base
 
 __all__ = ["EWCLoRATrainer", "with_task_weights"]
 
@@ -111,7 +112,7 @@ class _CollateWithWeights:
 class EWCLoRATrainer(SFTTrainer):
     r"""trl's [`SFTTrainer`] for LoRA adapters with the EWC-LoRA penalty of E2WM (arXiv 2305.10626):
 
-        loss = Σ_i w_i Σ_t nll_it / N  +  λ · P,     P = Σ_layers Σ F ⊙ (s·B·A)²
+        loss = Σ_i w_i Σ_t nll_it / N  +  λ · P,     P = Σ_layers Σ F ⊙ (W − W*)²,  W − W* = Σ_active s·B·A − Σ s·B⁰A⁰
 
     - **The penalty once per optimizer step.** A and B do not change between the micro-batches of an
       optimizer step, so P and its gradient are computed once, on the step's first micro-batch, and added as
@@ -125,6 +126,11 @@ class EWCLoRATrainer(SFTTrainer):
     - **Fisher.** `args.fisher` (folder or Hub id) is loaded and validated against the model at construction
       (`FisherMismatchError` names what does not fit), normalised by `args.fisher_normalization`, and moved
       next to the adapters on the first step. `penalty="l2"` uses F = 1.
+    - **Every LoRA setting.** P is on each layer's total change from the base weights W* the Fisher was estimated
+      at: several active adapters (a frozen earlier one plus a new one) are summed before squaring, and inits that
+      rewrite the base (PiSSA, OLoRA, CorDA, LoRA-GA: W_base = W* − s·B⁰A⁰) are measured from W*, with B⁰, A⁰
+      snapshotted at construction (`penalty_reference`; a resumed run rebuilds the same ones). For those inits pass
+      the base model with `peft_config` (the Fisher is checked against W* before peft rewrites it), not a PeftModel.
     - **Precision and sharding.** P is computed and accumulated in fp32 (bf16 QLoRA adapters, 8-bit or 4-bit
       bases), outside the forward pass (gradient checkpointing does not recompute it). FSDP2 shards are gathered
       with a differentiable `DTensor.full_tensor()`; under DeepSpeed ZeRO-3 the adapters must stay whole
@@ -181,14 +187,18 @@ class EWCLoRATrainer(SFTTrainer):
             eval_dataset = with_task_weights(eval_dataset, task_weights)
         if weighted:
             _check_weights_supported(args, kwargs)
+        penalty_enabled = args.penalty != "none" and args.ewc_lambda > 0
+        # PiSSA/OLoRA/... rewrite the base weights when trl wraps the model below: check the Fisher against them first.
+        early_fisher = _fisher_before_peft(model, args, kwargs.get("peft_config")) if penalty_enabled else None
 
         super().__init__(
             model, args, data_collator, train_dataset, eval_dataset, processing_class, **kwargs
         )  # fmt: skip
         self.data_collator = _CollateWithWeights(self.data_collator)
 
-        self.penalty_enabled = args.penalty != "none" and args.ewc_lambda > 0
+        self.penalty_enabled = penalty_enabled
         self.fisher: Fisher | None = None
+        self.penalty_reference: PenaltyReference | None = None  # B⁰, A⁰ of inits that rewrote the base weights
         self._fisher_probe: tuple[str, Any] | None = None  # (key, its LoRA A module): where the Fisher must live
         self._penalty_step: int | None = None  # the global step whose penalty has been added
         if args.penalty == "l2" and args.fisher:
@@ -201,31 +211,16 @@ class EWCLoRATrainer(SFTTrainer):
                 "(or set penalty='none' / ewc_lambda=0 for plain SFT)"
             )
         if args.penalty == "ewc":
-            self.fisher = self._load_fisher()
+            self.fisher = early_fisher if early_fisher is not None else _load_fisher(args, self.model)
+        # The factors peft just initialised (nothing trained or loaded yet): what a rewriting init subtracted from the
+        # base. A resumed run gets the same ones here (peft's init is deterministic given the base and trl's seed),
+        # before train() loads the checkpoint's factors.
+        self.penalty_reference = penalty_reference(self.model)
         self._check_sharding()
         with torch.no_grad():  # fail now, not at step 1: DoRA, LoRA on embeddings, a Fisher that does not fit
-            ewc_penalty(self.model, self._placed_fisher(), chunk_bytes=args.penalty_chunk_bytes)
+            self._penalty()
 
     # -------------------------------------------------------------------------------------------------- Fisher
-    def _load_fisher(self) -> Fisher:
-        assert self.args.fisher is not None
-        fisher = load_fisher(
-            self.args.fisher,
-            self.model,
-            revision=self.args.fisher_revision,
-            check_base=self.args.fisher_check_base,
-            device="cpu",  # moved next to the adapters on the first step, once the Trainer placed the model
-        )
-        method, metadata = self.args.fisher_normalization, fisher.metadata
-        if method == "none" or metadata.get("normalisation") == method:
-            return fisher
-        tensors = dict(fisher)
-        del fisher  # one tensor at a time below: the peak is the Fisher plus one tensor's temporaries
-        for key in list(tensors):  # kept in the stored dtype: a bf16 Fisher stays half the size (paper_int8 is exact)
-            stored = tensors[key].dtype
-            tensors[key] = normalise_fisher({key: tensors[key]}, method, metadata.get("layouts"))[key].to(stored)
-        return Fisher(tensors, {**metadata, "normalisation": method})
-
     def _placed_fisher(self) -> Fisher | None:
         """The Fisher, each entry on the device of its layer's adapters (moved again only if the model moved)."""
         if self.fisher is None:
@@ -266,29 +261,17 @@ class EWCLoRATrainer(SFTTrainer):
                 )
 
     def _penalty(self) -> torch.Tensor:
-        """P, a 0-dim fp32 tensor with gradients to every active LoRA A and B."""
-        fisher = self._placed_fisher()
-        chunk = self.args.penalty_chunk_bytes
-        if not any(_is_dtensor(p) for n, p in self.model.named_parameters() if "lora_" in n):
-            return ewc_penalty(self.model, fisher, chunk_bytes=chunk)
+        """P, a 0-dim fp32 tensor with gradients to every active LoRA A and B that requires one."""
         # FSDP2: each rank holds shards (DTensors); full_tensor() all-gathers them, and its backward
-        # reduce-scatters the penalty's gradient back to the shards. The layers were validated at construction.
-        total = torch.zeros((), dtype=torch.float32, device=self.accelerator.device)
-        for name, layer in lora_layers(self.model):
-            for adapter in layer.active_adapters:
-                if adapter not in layer.lora_A:
-                    continue
-                key = f"{name}.weight"
-                total = total + lora_penalty(
-                    _full(layer.lora_A[adapter].weight),
-                    _full(layer.lora_B[adapter].weight),
-                    layer.scaling[adapter],
-                    None if fisher is None else fisher[key],
-                    fan_in_fan_out=bool(getattr(layer, "fan_in_fan_out", False)),
-                    chunk_bytes=chunk,
-                    name=key,
-                )
-        return total
+        # reduce-scatters the penalty's gradient back to the shards.
+        sharded = any(_is_dtensor(p) for n, p in self.model.named_parameters() if "lora_" in n)
+        return ewc_penalty(
+            self.model,
+            self._placed_fisher(),
+            reference=self.penalty_reference,
+            chunk_bytes=self.args.penalty_chunk_bytes,
+            gather=_full if sharded else None,
+        )
 
     # ----------------------------------------------------------------------------------------------------- loss
     def train(self, *args: Any, **kwargs: Any) -> Any:
@@ -412,6 +395,57 @@ class EWCLoRATrainer(SFTTrainer):
         target = Path(output_dir) if output_dir is not None else default
         if target.resolve() != default.resolve():
             shutil.copyfile(default / "README.md", target / "README.md")
+
+
+def _load_fisher(args: EWCLoRAConfig, model: Any) -> Fisher:
+    """``args.fisher`` loaded and validated against ``model`` (on the CPU), normalised by ``args.fisher_normalization``."""
+    assert args.fisher is not None
+    fisher = load_fisher(
+        args.fisher,
+        model,
+        revision=args.fisher_revision,
+        check_base=args.fisher_check_base,
+        device="cpu",  # moved next to the adapters on the first step, once the Trainer placed the model
+    )
+    method, metadata = args.fisher_normalization, fisher.metadata
+    if method == "none" or metadata.get("normalisation") == method:
+        return fisher
+    tensors = dict(fisher)
+    del fisher  # one tensor at a time below: the peak is the Fisher plus one tensor's temporaries
+    for key in list(tensors):  # kept in the stored dtype: a bf16 Fisher stays half the size (paper_int8 is exact)
+        stored = tensors[key].dtype
+        tensors[key] = normalise_fisher({key: tensors[key]}, method, metadata.get("layouts"))[key].to(stored)
+    return Fisher(tensors, {**metadata, "normalisation": method})
+
+
+def _fisher_before_peft(model: Any, args: EWCLoRAConfig, peft_config: Any) -> Fisher | None:
+    """The Fisher, checked against the original base weights, when peft is about to rewrite them; else None.
+
+    PiSSA, OLoRA, CorDA and LoRA-GA store W* − s·B⁰A⁰ as the base weight when trl wraps the model; the Fisher's
+    base check must see W*. A PeftModel whose init already rewrote its base is refused: neither W* nor B⁰, A⁰
+    (its factors may have been trained or loaded since) can be recovered from it.
+    """
+    rewritten = {} if isinstance(model, str) else base_rewriting_adapters(model)
+    if rewritten:
+        adapter, init = next(iter(rewritten.items()))
+        raise ValueError(
+            f"the model's adapter {adapter!r} was initialised with init_lora_weights={init!r}, which rewrote its base "
+            "weights: the trainer can no longer see the original weights (to check the Fisher) nor the factors peft "
+            "subtracted from them (for the penalty). Pass the base model with "
+            f"peft_config=LoraConfig(init_lora_weights={init!r}, ...) instead"
+        )
+    requested: bool | str = getattr(peft_config, "init_lora_weights", True) if peft_config is not None else True
+    if not rewrites_base(requested) or args.penalty != "ewc":  # rewrites_base refuses LoftQ and unknown inits
+        return None
+    if isinstance(model, str):
+        if args.fisher_check_base:
+            raise ValueError(
+                f"init_lora_weights={requested!r} rewrites the base weights when the trainer wraps the model, so the Fisher "
+                f"must be checked against them before: load the model and pass it (model=AutoModelForCausalLM."
+                f"from_pretrained({model!r})), or set fisher_check_base=False if the Fisher was estimated on it"
+            )
+        return None
+    return _load_fisher(args, model)
 
 
 def _check_weights_supported(args: EWCLoRAConfig, kwargs: Mapping[str, Any]) -> None:

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from tests.training.common import (
+    TARGETS,
     config_fields,
     load_model,
     lora_config,
@@ -17,13 +18,13 @@ from tests.training.common import (
 )
 
 
-def _trainer(folder, args, dataset, *, random_b=False, model_kwargs=None, **kwargs):
+def _trainer(folder, args, dataset, *, random_b=False, model_kwargs=None, peft_config=None, **kwargs):
     from e2wm import EWCLoRATrainer
 
     model, tok = load_model(folder, **(model_kwargs or {}))
+    peft_config = peft_config or lora_config(random_b=random_b)
     return EWCLoRATrainer(
-        model=model, args=args, train_dataset=dataset, processing_class=tok, peft_config=lora_config(random_b=random_b),
-        **kwargs,
+        model=model, args=args, train_dataset=dataset, processing_class=tok, peft_config=peft_config, **kwargs
     )  # fmt: skip
 
 
@@ -32,7 +33,9 @@ LR, LAMBDA = 0.05, 1e-3  # λ·P is then about the task loss (random B, paper_in
 
 def _sgd(tmp_path, name, fisher, **overrides):
     """One plain SGD step without clipping: the update is exactly -lr × gradient, so any miscounted term shows."""
-    fields = dict(optim="sgd", learning_rate=LR, max_grad_norm=0.0, fisher=str(fisher), ewc_lambda=LAMBDA)
+    # LAMBDA is sized for the paper_int8 Fisher, whatever the default normalisation
+    fields = dict(optim="sgd", learning_rate=LR, max_grad_norm=0.0, fisher=str(fisher), ewc_lambda=LAMBDA,
+                  fisher_normalization="paper_int8")  # fmt: skip
     return training_config(tmp_path / name, **{**fields, **overrides})
 
 
@@ -234,3 +237,125 @@ def test_resuming_from_a_checkpoint_gives_the_uninterrupted_result(tmp_path, lla
     resumed.train(resume_from_checkpoint=str(tmp_path / "resumed/checkpoint-2"))
     assert resumed.state.global_step == 4
     _assert_close(lora_weights(resumed.model), lora_weights(whole.model), atol=1e-7, rtol=1e-6)
+
+
+# ------------------------------------------------------------------------------------------- every LoRA setting
+def _naive_penalty(trainer, original=None):
+    """Σ F ⊙ (W − W*)² in float64 from peft's own weights: W = the current base weight plus get_delta_weight of the
+    active adapters, W* = ``original`` (the base weights before peft touched them) or the current base weights."""
+    total = torch.zeros((), dtype=torch.float64)
+    for name, layer in _lora_layers(trainer.model):
+        base = layer.get_base_layer().weight.detach().double()
+        change = base - original[name] if original is not None else torch.zeros_like(base)
+        for adapter in (a for a in layer.active_adapters if a in layer.lora_A):
+            change = change + layer.get_delta_weight(adapter).detach().double()
+        total += (trainer.fisher[f"{name}.weight"].double() * change**2).sum()
+    return total.item()
+
+
+def _rewriting_config(init):
+    from peft import LoraConfig
+
+    return LoraConfig(r=4, lora_alpha=8, target_modules=TARGETS, init_lora_weights=init)
+
+
+@pytest.mark.parametrize("init", ["pissa", "olora"])
+def test_rewriting_inits_train_against_the_original_base_weights(tmp_path, llama_folder, fisher_folder, init):
+    """The Fisher is checked against W* (not W* − s·B⁰A⁰) and P is Σ F ⊙ (W − W*)² before and after training."""
+    original = {name: m.weight.detach().double() for name, m in _base_linears(load_model(llama_folder)[0])}
+    args = _sgd(tmp_path, init, fisher_folder, max_steps=2, ewc_lambda=1.0)
+    trainer = _trainer(llama_folder, args, prompt_completion(8), peft_config=_rewriting_config(init))
+    name, layer = _lora_layers(trainer.model)[0]
+    assert not torch.allclose(layer.get_base_layer().weight.double(), original[name])  # peft rewrote the base
+    start = trainer._penalty().item()
+    plain_formula = sum(
+        (trainer.fisher[f"{n}.weight"].double() * lay.get_delta_weight("default").double() ** 2).sum().item()
+        for n, lay in _lora_layers(trainer.model)
+    )
+    assert start < 1e-6 * plain_formula  # the model starts at W*: nothing to penalise yet
+    trainer.train()
+    penalty = trainer._penalty().item()
+    assert penalty == pytest.approx(_naive_penalty(trainer, original), rel=1e-4)
+    assert penalty > 1e3 * start  # training moved it
+
+
+def test_resuming_a_pissa_run_rebuilds_the_same_reference_and_gives_the_uninterrupted_result(
+    tmp_path, llama_folder, fisher_folder
+):
+    from transformers import TrainerCallback
+
+    class StopAfter(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 2:
+                control.should_training_stop = True
+
+    data = prompt_completion(16)
+
+    def run(name, **kwargs):
+        args = training_config(tmp_path / name, fisher=str(fisher_folder), ewc_lambda=2.0, max_steps=4,
+                               save_strategy="steps", save_steps=2, optim="adamw_torch", learning_rate=1e-2,
+                               train_sampling_strategy="random")  # fmt: skip
+        return _trainer(llama_folder, args, data, peft_config=_rewriting_config("pissa"), **kwargs)
+
+    whole = run("whole")
+    whole.train()
+    stopped = run("resumed", callbacks=[StopAfter()])
+    stopped.train()
+    resumed = run("resumed")
+    reference = resumed.penalty_reference  # built at construction, before the checkpoint's factors are loaded
+    assert reference is not None and reference.inits == {"default": "pissa"}
+    for layer_name in reference.layer_names:
+        for (a0, b0, s0), (a1, b1, s1) in zip(
+            whole.penalty_reference.factors(layer_name), reference.factors(layer_name), strict=True
+        ):
+            assert torch.equal(a0, a1) and torch.equal(b0, b1) and s0 == s1
+    resumed.train(resume_from_checkpoint=str(tmp_path / "resumed/checkpoint-2"))
+    assert resumed.state.global_step == 4
+    _assert_close(lora_weights(resumed.model), lora_weights(whole.model), atol=1e-7, rtol=1e-6)
+    original = {name: m.weight.detach().double() for name, m in _base_linears(load_model(llama_folder)[0])}
+    assert resumed._penalty().item() == pytest.approx(_naive_penalty(resumed, original), rel=1e-4)
+
+
+def test_rewriting_inits_need_the_base_model_to_check_the_fisher(tmp_path, llama_folder, fisher_folder):
+    from peft import get_peft_model
+
+    from e2wm import EWCLoRATrainer
+
+    args = training_config(tmp_path, fisher=str(fisher_folder))
+    model, tok = load_model(llama_folder)
+    wrapped = get_peft_model(model, _rewriting_config("olora"))
+    with pytest.raises(ValueError, match=r"adapter 'default'.*init_lora_weights='olora'.*Pass the base model"):
+        EWCLoRATrainer(model=wrapped, args=args, train_dataset=prompt_completion(4), processing_class=tok)
+    with pytest.raises(ValueError, match=r"load the model and pass it.*fisher_check_base=False"):
+        EWCLoRATrainer(model=str(llama_folder), args=args, train_dataset=prompt_completion(4), processing_class=tok,
+                       peft_config=_rewriting_config("pissa"))  # fmt: skip
+
+
+def test_a_frozen_adapter_and_a_new_one_are_penalised_on_their_sum(tmp_path, llama_folder, fisher_folder):
+    """Continual learning: the earlier task's adapter frozen, a new one trained; P is on their summed change."""
+    from peft import LoraConfig, get_peft_model
+
+    from e2wm import EWCLoRATrainer
+
+    model, tok = load_model(llama_folder)
+    model = get_peft_model(model, lora_config(random_b=True))  # the earlier task's adapter
+    model.add_adapter("new", LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj"], init_lora_weights=False))
+    model.base_model.set_adapter(["default", "new"])
+    for name, param in model.named_parameters():
+        if ".default." in name:
+            param.requires_grad_(False)
+    args = _sgd(tmp_path, "stacked", fisher_folder, ewc_lambda=1.0)
+    trainer = EWCLoRATrainer(model=model, args=args, train_dataset=prompt_completion(8), processing_class=tok)
+    assert trainer._penalty().item() == pytest.approx(_naive_penalty(trainer), rel=1e-5)
+    before = lora_weights(trainer.model)
+    trainer.train()
+    after = lora_weights(trainer.model)
+    for name in before:
+        assert torch.equal(before[name], after[name]) == (".default." in name), name  # only "new" moves
+    assert trainer._penalty().item() == pytest.approx(_naive_penalty(trainer), rel=1e-5)
+
+
+def _base_linears(model):
+    from e2wm.ewc.layers import base_modules
+
+    return [(name, m) for name, m in base_modules(model) if name.rsplit(".", 1)[-1] in TARGETS]
