@@ -74,15 +74,29 @@ class _WeightedLogProbs:
     """Calls the model and multiplies each example's per-token log-probabilities by its weight.
 
     trl's loss is then Σ_i w_i Σ_t nll_it / num_items_in_batch, with everything else (token count, DDP
-    factor, metrics) untouched. Only the fused-LM-head output (``log_probs``, (B, T-1)) is scaled.
+    factor, metrics) untouched. Only the fused-LM-head output (``log_probs``, (B, T-1)) can carry the weights, so
+    the first call, the forward trl takes its loss from, must return it: a loss taken from the logits
+    (``compute_loss_func``, label smoothing) or a forward that ignores ``fused_lm_head=True`` would drop the
+    weights silently, and raises instead. Later calls (the logits trl recomputes for ``return_outputs``, after the
+    loss) pass through.
     """
 
     def __init__(self, model: Any, weights: torch.Tensor) -> None:
         self.model, self.weights = model, weights
+        self.calls = 0
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         outputs = self.model(*args, **kwargs)
+        self.calls += 1
         log_probs = getattr(outputs, "log_probs", None)
+        if log_probs is None and self.calls == 1:
+            raise RuntimeError(
+                f"task weights {self.weights.tolist()} cannot enter this loss: the forward pass trl takes the loss "
+                "from returned no fused per-token log-probabilities (`log_probs`); trl computes the loss from the "
+                "logits when a compute_loss_func or label smoothing is set, and a model forward that ignores "
+                "fused_lm_head=True returns logits only. Set every task weight to 1 (task_weights, or the dataset's "
+                "weight column), or drop compute_loss_func / label_smoothing_factor"
+            )
         if log_probs is not None:
             if log_probs.shape[0] != self.weights.shape[0]:
                 raise RuntimeError(
@@ -185,6 +199,8 @@ class EWCLoRATrainer(SFTTrainer):
             eval_dataset = {k: with_task_weights(v, task_weights) for k, v in eval_dataset.items()}
         elif eval_dataset is not None:
             eval_dataset = with_task_weights(eval_dataset, task_weights)
+        evals = list(eval_dataset.values()) if isinstance(eval_dataset, Mapping) else [eval_dataset]
+        weighted = weighted or any(d is not None and not _weights_are_uniform(d) for d in evals)  # eval loss too
         if weighted:
             _check_weights_supported(args, kwargs)
         penalty_enabled = args.penalty != "none" and args.ewc_lambda > 0

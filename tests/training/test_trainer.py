@@ -359,3 +359,31 @@ def _base_linears(model):
     from e2wm.ewc.layers import base_modules
 
     return [(name, m) for name, m in base_modules(model) if name.rsplit(".", 1)[-1] in TARGETS]
+
+
+# ----------------------------------------------------------------------------------------- weights fail loudly
+def _token_nll(outputs, labels, num_items_in_batch=None):
+    """The summed next-token NLL over the logits, divided by trl's token count: trl's loss, from the logits."""
+    logits, labels = outputs.logits[:, :-1], labels[:, 1:]
+    nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels, ignore_index=-100, reduction="sum")
+    return nll / (num_items_in_batch or (labels != -100).sum())
+
+
+def test_task_weights_fail_loudly_when_the_loss_comes_from_the_logits(tmp_path, llama_folder):
+    """A compute_loss_func takes the loss from the logits, where per-example weights cannot enter: refused."""
+    args = training_config(tmp_path, penalty="none")
+    trainer = _trainer(llama_folder, args, prompt_completion(4), compute_loss_func=_token_nll)  # weights all 1
+    batch = next(iter(trainer.get_train_dataloader()))
+    with torch.no_grad():
+        plain = trainer.compute_loss(trainer.model, dict(batch))  # weights 1: the logits path is fine
+        assert torch.isfinite(plain)
+        with pytest.raises(RuntimeError, match=r"task weights \[1\.0, 0\.5, 0\.0, 2\.0\].*no fused.*log_probs"):
+            trainer.compute_loss(trainer.model, {**batch, "weight": torch.tensor([1.0, 0.5, 0.0, 2.0])})
+
+
+def test_weighted_eval_data_with_label_smoothing_is_refused_at_construction(tmp_path, llama_folder):
+    data = prompt_completion(4, tasks=True)
+    train = data.filter(lambda row: row["task"] == "plan_generation")  # weight 1 only
+    args = training_config(tmp_path, penalty="none", label_smoothing_factor=0.1)  # default task weights: 0.7 for one
+    with pytest.raises(ValueError, match="label smoothing"):
+        _trainer(llama_folder, args, train, eval_dataset=data)
