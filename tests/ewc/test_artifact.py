@@ -294,9 +294,8 @@ def test_cli_reports_bad_input_with_exit_status_2(tmp_path, llama_folder, corpus
 
 
 # ------------------------------------------------------------------------------------------- Hub
-def test_push_then_load_from_the_hub(tmp_path, llama_folder, corpus, llama, request):
-    pytest.importorskip("tests.fake_hub")
-    hub = request.getfixturevalue("fake_hub")
+def test_push_then_load_from_the_hub(tmp_path, llama_folder, corpus, llama, fake_hub):
+    hub = fake_hub
     assert cli(llama_folder, corpus, tmp_path / "out", "--push-to-hub", "org/tiny-fisher") == 0
     files = hub.files("org/tiny-fisher")
     assert {"fisher.safetensors", "fisher.json", "README.md"} <= set(files)

@@ -180,10 +180,3 @@ def test_folder_scenes_are_a_source(tmp_path):
         "home1.json",
     }
     assert all(r["success"] for r in found)
-
-
-def test_mcts_defaults_of_the_cli_match_the_library():
-    from e2wm.cli import MCTS_DEFAULTS
-    from e2wm.experience.mcts import MCTSConfig
-
-    assert {"simulations": MCTSConfig().simulations, "max_steps": MCTSConfig().max_steps} == MCTS_DEFAULTS
