@@ -241,14 +241,17 @@ def _collect(args: argparse.Namespace) -> int:
     try:
         shard = parse_shard(args.shard)
         config = from_namespace(CollectConfig, args)
-        summary = collect(config, args.out, num_proc=args.num_proc, shard=shard, progress=not args.quiet)
+        summary = collect(
+            config, args.out, num_proc=args.num_proc, shard=shard, progress=not args.quiet, ray_address=args.ray
+        )
     except (CollectionError, RobotHowUnavailableError, GraphFormatError, ValueError, OSError) as err:
         raise _InputError(str(err)) from None
     rate = summary.episodes / summary.seconds * 60 if summary.seconds else 0.0
     print(
         f"{summary.episodes} episodes in {summary.seconds:.1f} s ({rate:.0f}/min): "
         f"{summary.plans_reached}/{summary.plans} plans reach their goal, {summary.explorations} explorations; "
-        f"{summary.chunks_written} chunks written, {summary.chunks_skipped} already done; in {args.out}"
+        f"{summary.chunks_written} chunks written ({summary.chunks_redone} of them redone: damaged or unrecorded), "
+        f"{summary.chunks_skipped} already done; in {args.out}"
     )
     return EXIT_OK
 
@@ -348,6 +351,11 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     col.add_argument("--out", required=True, help="output folder")
     col.add_argument("--num-proc", "--num_proc", type=int, default=1, help="worker processes")
     col.add_argument("--shard", default="0/1", help="run shard I of K (default 0/1: everything)")
+    col.add_argument(
+        "--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+        help="run the chunks as Ray tasks: on a local Ray (no ADDRESS), or auto, ray://HOST:10001, HOST:6379; "
+        'needs pip install "e2wm[ray]"',
+    )  # fmt: skip
     col.add_argument("--quiet", action="store_true", help="no progress bar")
     col.set_defaults(func=_collect)
 

@@ -129,6 +129,7 @@ def push_folder(
         repo_type=repo_type,
         commit_message=commit_message,
         allow_patterns=list(allow_patterns) if allow_patterns else None,
+        ignore_patterns=[".e2wm.lock", "**/.e2wm.lock"],  # the folder lock of the run that wrote it
         delete_patterns=list(delete_patterns) if delete_patterns else None,
     )
     return str(getattr(info, "commit_url", info))

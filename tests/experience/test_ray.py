@@ -12,6 +12,7 @@ import pytest
 
 from e2wm.experience.collect import CollectConfig, CollectionError, collect, read_episodes
 from e2wm.experience.exploration import ExplorationConfig
+from tests.conftest import require
 
 SMALL = CollectConfig(
     "generated", plans=6, explorations=6, seed=3, chunk_size=4, exploration=ExplorationConfig(steps=12)
@@ -32,11 +33,20 @@ def reference(tmp_path_factory):
     return files(folder)
 
 
+def _ray():
+    """Ray, or skip (fail in CI: .ci/run installs the `ray` extra)."""
+    try:
+        import ray
+    except ImportError:
+        require('ray is not installed (pip install "e2wm[ray]")')
+    return ray
+
+
 @pytest.fixture(scope="module")
 def faulty_ray(tmp_path_factory):
     """One local Ray for the module (starting one takes 15-30 s here), its workers running
     tests/experience/ray_faults.py; yields the folder of fault files, emptied before each test."""
-    ray = pytest.importorskip("ray")
+    ray = _ray()
     faults = tmp_path_factory.mktemp("faults")
     ray.init(
         num_cpus=2,
@@ -88,7 +98,7 @@ def test_a_failed_task_keeps_the_other_chunks_and_a_rerun_finishes(tmp_path, ref
 
 
 def test_an_unreachable_cluster_is_a_clear_error(tmp_path):
-    pytest.importorskip("ray")
+    _ray()
     with socket.socket() as unused:  # a port nobody listens on
         unused.bind(("127.0.0.1", 0))
         port = unused.getsockname()[1]
