@@ -289,8 +289,10 @@ class PenaltyReference:
 
     def factors(self, name: str, device: torch.device | None = None) -> list[Factor]:
         """The subtracted blocks ``(A⁰, B⁰, −s)`` of layer ``name`` (``[]`` if none), on ``device``."""
-        entries = self._factors.get(name, [])
-        if device is not None and entries and entries[0][0].device != device:
+        entries = self._factors.get(name)
+        if not entries:
+            return []
+        if device is not None and entries[0][0].device != device:
             entries = [(a.to(device), b.to(device), s) for a, b, s in entries]
             self._factors[name] = entries  # moved once, not on every step
         return entries
@@ -408,7 +410,7 @@ def ewc_penalty(
                 factor = _active_factor(name, layer, adapter, take)
                 if factor is not None:
                     factors.append(factor)
-        if reference is not None and name in reference.layer_names:
+        if reference is not None:
             # W_base already lacks s·B⁰A⁰ of rewriting adapters, active or not: their blocks enter with −s.
             factors += reference.factors(name, next(iter(layer.lora_A.values())).weight.device)
         if not factors:
