@@ -22,8 +22,9 @@ import torch
 from trl import SFTTrainer
 
 from e2wm.config import EWCLoRAConfig
-from e2wm.ewc import Fisher, ewc_penalty, load_fisher, normalise_fisher
+from e2wm.ewc import Fisher, ewc_penalty, load_fisher, normalize_fisher
 from e2wm.ewc.layers import lora_layers
+from e2wm.ewc.normalization import global_mean
 from e2wm.ewc.penalty import PenaltyReference, base_rewriting_adapters, penalty_reference, rewrites_base
 
 __all__ = ["EWCLoRATrainer", "with_task_weights"]
@@ -424,14 +425,16 @@ def _load_fisher(args: EWCLoRAConfig, model: Any) -> Fisher:
         device="cpu",  # moved next to the adapters on the first step, once the Trainer placed the model
     )
     method, metadata = args.fisher_normalization, fisher.metadata
-    if method == "none" or metadata.get("normalisation") == method:
+    if method == "none" or metadata.get("normalization") == method:
         return fisher
     tensors = dict(fisher)
     del fisher  # one tensor at a time below: the peak is the Fisher plus one tensor's temporaries
+    scale = global_mean(tensors) if method == "global_mean" else None
     for key in list(tensors):  # kept in the stored dtype: a bf16 Fisher stays half the size (paper_int8 is exact)
         stored = tensors[key].dtype
-        tensors[key] = normalise_fisher({key: tensors[key]}, method, metadata.get("layouts"))[key].to(stored)
-    return Fisher(tensors, {**metadata, "normalisation": method})
+        normalized = normalize_fisher({key: tensors[key]}, method, metadata.get("layouts"), scale=scale)
+        tensors[key] = normalized[key].to(stored)
+    return Fisher(tensors, {**metadata, "normalization": method})
 
 
 def _fisher_before_peft(model: Any, args: EWCLoRAConfig, peft_config: Any) -> Fisher | None:
@@ -508,7 +511,14 @@ def _full(tensor: torch.Tensor) -> torch.Tensor:
 
 
 def _hub_id(name: str | None) -> str | None:
-    """``name`` when it looks like a Hub repo id (``namespace/name``, not a local path), else None."""
-    if not name or name.startswith((".", "/", "~")) or name.count("/") != 1 or Path(name).exists():
+    """``name`` when it is a valid Hub repo id (``namespace/name``) and not a local path, else None: a local
+    corpus, Fisher or model is named in the card as the path it is, never as a Hub link."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    if not name or name.count("/") != 1 or Path(name).expanduser().exists():
+        return None
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
         return None
     return name
