@@ -1,8 +1,9 @@
 """Log-likelihood scoring of continuations, for multiple choice and perplexity.
 
-A continuation is scored as in lm-evaluation-harness: the context and the continuation are tokenized
-separately and concatenated, so a tokenizer that adds a BOS token puts it in front of the context only
-and the continuation's span is exactly its own tokens (no GPT-2-only assumptions). A trailing EOS that
+The context and the continuation are tokenized separately and concatenated, so a tokenizer that adds a
+BOS token puts it in front of the context only and the continuation's span is exactly its own tokens (no
+GPT-2-only assumptions; lm-evaluation-harness tokenizes the whole string and splits it at the context's
+length: in practice the same tokens when the continuation starts a new word). A trailing EOS that
 some tokenizers append to every text is dropped from the context.
 
 Multiple choice (E2WM's two scorings, prediction = argmax):
@@ -135,8 +136,8 @@ def _unsupported_cache(cache: Any) -> str | None:
 
     Allowed: transformers' ``DynamicCache`` made of ``DynamicLayer`` (full attention) and
     ``DynamicSlidingWindowLayer`` (Gemma 3's local layers, Mistral...). Their ``update`` and
-    ``batch_select_indices`` rebind new tensors and never write into the old ones, which ``_expand``
-    relies on to give each option batch its own view of one prefix cache without copying it.
+    ``reorder_cache`` rebind new tensors and never write into the old ones, which ``_expand`` relies on
+    to give each option batch its own view of one prefix cache without copying it.
     """
     from transformers.cache_utils import DynamicCache, DynamicLayer, DynamicSlidingWindowLayer
 
@@ -158,7 +159,7 @@ def _expand(cache: Any, rows: torch.Tensor) -> Any:
     """A cache whose batch row ``i`` is the prefix cache's row ``rows[i]`` (rows repeat: one per option)."""
     expanded = copy.copy(cache)
     expanded.layers = [copy.copy(layer) for layer in cache.layers]  # tensors shared until rebound
-    expanded.batch_select_indices(rows)  # each layer: keys = keys[rows], a new tensor
+    expanded.reorder_cache(rows)  # each layer: keys = keys.index_select(0, rows on the layer's device), a new tensor
     return expanded
 
 
