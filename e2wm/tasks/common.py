@@ -86,30 +86,29 @@ class TaskConfig:
     validation_fraction: float = 0.1
     test_fraction: float = 0.1
     unseen_fraction: float = 0.2  # of activities, held out of every training split
-    holdout_programs: str | tuple[str, ...] = ()
+    holdout_programs: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "RobotHow programs kept out of every training config: program ids (27_2 or file27_2) "
+            "or a preset (eai: the 342 programs of EAI's VirtualHome action sequencing)"
+        },
+    )
     """RobotHow programs kept out of every training config and demonstration: program ids (``"27_2"``
-    or ``"file27_2"``), or a preset name (:data:`HOLDOUT_PRESETS`; ``"eai"``: EAI's 342 programs). Their
-    episodes (plans and explorations) go to the test split of the evaluation configs only."""
+    or ``"file27_2"``) and preset names (:data:`HOLDOUT_PRESETS`; ``"eai"``: EAI's 342 programs); a
+    single string is one entry. Their episodes (plans and explorations) go to the test split of the
+    evaluation configs only."""
 
     def __post_init__(self) -> None:
         if self.style not in ("e2wm", "paper"):
             raise ValueError(f"TaskConfig.style must be 'e2wm' or 'paper', got {self.style!r}")
-        holdout = self.holdout_programs
-        if isinstance(holdout, str):
-            if holdout not in HOLDOUT_PRESETS:
+        holdout = [self.holdout_programs] if isinstance(self.holdout_programs, str) else list(self.holdout_programs)
+        for entry in holdout:
+            if not isinstance(entry, str) or not (entry in HOLDOUT_PRESETS or _PROGRAM_ID.match(entry)):
                 raise ValueError(
-                    f"TaskConfig.holdout_programs: unknown preset {holdout!r}; use one of "
-                    f"{', '.join(HOLDOUT_PRESETS)} or a list of RobotHow program ids such as '27_2'"
+                    f"TaskConfig.holdout_programs: {entry!r} is neither a RobotHow program id (e.g. '27_2' or "
+                    f"'file27_2') nor a preset ({', '.join(HOLDOUT_PRESETS)})"
                 )
-        else:
-            holdout = tuple(holdout)  # a list from YAML or JSON
-            bad = [p for p in holdout if not isinstance(p, str) or not _PROGRAM_ID.match(p)]
-            if bad:
-                raise ValueError(
-                    f"TaskConfig.holdout_programs: {bad[0]!r} is not a RobotHow program id "
-                    "(expected e.g. '27_2' or 'file27_2', or a preset name such as 'eai')"
-                )
-            object.__setattr__(self, "holdout_programs", holdout)
+        object.__setattr__(self, "holdout_programs", holdout)
         for name in ("validation_fraction", "test_fraction", "unseen_fraction"):
             if not 0 <= getattr(self, name) < 1:
                 raise ValueError(f"TaskConfig.{name} must be in [0, 1), got {getattr(self, name)}")
@@ -121,9 +120,7 @@ class TaskConfig:
 
     def held_out_programs(self) -> frozenset[str]:
         """The held-out RobotHow program ids, as the RobotHow cache names them (``file27_2``)."""
-        ids = (
-            HOLDOUT_PRESETS[self.holdout_programs] if isinstance(self.holdout_programs, str) else self.holdout_programs
-        )
+        ids = [p for entry in self.holdout_programs for p in HOLDOUT_PRESETS.get(entry, [entry])]
         return frozenset(f"file{_PROGRAM_ID.match(p).group(1)}" for p in ids)  # type: ignore[union-attr]
 
     def demo_count(self, task: str) -> int:

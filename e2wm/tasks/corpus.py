@@ -37,6 +37,7 @@ from e2wm import __version__
 from e2wm.experience.collect import read_episodes, read_scene
 from e2wm.experience.episode import Episode
 from e2wm.tasks.common import (
+    HOLDOUT_PRESETS,
     SPLITS,
     Example,
     TaskConfig,
@@ -485,9 +486,9 @@ def build_corpus(
 
 def _holdout_record(config: TaskConfig, summary: CorpusSummary) -> dict[str, Any]:
     """What the corpus held out: the preset (if one was named), the programs, and their episodes."""
-    preset = config.holdout_programs if isinstance(config.holdout_programs, str) else None
+    presets = [entry for entry in config.holdout_programs if entry in HOLDOUT_PRESETS]
     return {
-        "preset": preset,
+        "preset": ", ".join(presets) or None,
         "programs": sorted(config.held_out_programs()),
         "episodes": len(summary.held_out),
         "programs_found": len(set(summary.held_out.values())),

@@ -207,7 +207,7 @@ def test_held_out_programs_never_reach_training(robothow_collection, tmp_path):
     record = json.loads((out / "e2wm_corpus.json").read_text())
     assert record["holdout"]["preset"] == "eai" and len(record["holdout"]["programs"]) == 342
     assert record["holdout"]["episodes"] == len(summary.held_out) and record["holdout"]["programs_found"] == 3
-    assert record["task_config"]["holdout_programs"] == "eai"
+    assert record["task_config"]["holdout_programs"] == ["eai"]
     assert set(record["training_programs"]) <= {f"file{p}" for p in KEPT} and record["training_programs"]
     trained = {r["episode_id"] for r in load_corpus(out, "plan_generation", split="train")}
     plans = {r["episode_id"]: r["activity"] for s in episodes.values() for r in s}
@@ -239,10 +239,21 @@ def test_a_planted_held_out_program_fails_the_build(robothow_collection, tmp_pat
     assert not (tmp_path / "corpus").exists()
 
 
-def test_holdout_settings_are_checked():
+def test_holdout_settings_are_checked(tmp_path):
     assert TaskConfig(holdout_programs=["27_2", "file11_1"]).held_out_programs() == {"file27_2", "file11_1"}
     assert len(TaskConfig(holdout_programs="eai").held_out_programs()) == 342
-    with pytest.raises(ValueError, match="unknown preset 'eia'"):
+    assert len(TaskConfig(holdout_programs=["eai", "2_1"]).held_out_programs()) == 343
+    with pytest.raises(ValueError, match="'eia' is neither a RobotHow program id"):
         TaskConfig(holdout_programs="eia")
-    with pytest.raises(ValueError, match="'kitchen' is not a RobotHow program id"):
+    with pytest.raises(ValueError, match="'kitchen' is neither a RobotHow program id"):
         TaskConfig(holdout_programs=["kitchen"])
+    # a flag of `e2wm build` and a key of a recipe's corpus section, as every TaskConfig field
+    import argparse
+
+    from e2wm.arguments import add_dataclass_arguments, from_mapping, from_namespace
+
+    parser = argparse.ArgumentParser()
+    add_dataclass_arguments(parser, TaskConfig)
+    parsed = from_namespace(TaskConfig, parser.parse_args(["--holdout-programs", "eai,2_1"]))
+    assert parsed.holdout_programs == ["eai", "2_1"]
+    assert from_mapping(TaskConfig, {"holdout_programs": "eai"}, "recipe: corpus").holdout_programs == ["eai"]
