@@ -6,7 +6,8 @@ Every example is a trl prompt/completion row plus metadata:
 * ``task`` (the config name), ``weight`` (the task's loss weight), ``episode_id``, ``scene_id``;
 * ``example_id`` (unique, deterministic), ``question`` (the prompt without its demonstrations),
   ``story`` (the narrated story of story tasks, else ""), ``demo_ids`` (the examples shown as
-  demonstrations: always from the same split);
+  demonstrations: from the same split for training configs, from the train split, the demonstration
+  pool, for evaluation configs);
 * multiple-choice rows also carry ``choices`` and ``answer`` (one of the choices).
 """
 
@@ -218,17 +219,21 @@ def names_for(count: int, rng: random.Random) -> list[str]:
     return rng.sample(CHARACTER_NAMES, count)
 
 
-def with_demos(examples: list[Example], count: int, rng: random.Random) -> list[Example]:
-    """Give each example ``count`` demonstrations drawn from the *other* examples of the same list
-    (the caller passes one split at a time, so demonstrations never cross splits)."""
-    if count <= 0 or len(examples) < 2:
+def with_demos(
+    examples: list[Example], count: int, rng: random.Random, pool: list[Example] | None = None
+) -> list[Example]:
+    """Give each example ``count`` demonstrations drawn from ``pool``, by default the *other* examples of the
+    same list (the caller passes one split at a time, so demonstrations never cross splits); an evaluation
+    config passes its training pool, so its prompts never show a validation or test example."""
+    pool = examples if pool is None else pool
+    if count <= 0 or len(pool) < 2:
         return examples
-    for _index, example in enumerate(examples):
+    for example in examples:
         chosen: list[Example] = []
         tries = 0
-        while len(chosen) < min(count, len(examples) - 1) and tries < 20 * count:
+        while len(chosen) < min(count, len(pool) - 1) and tries < 20 * count:
             tries += 1
-            other = examples[rng.randrange(len(examples))]
+            other = pool[rng.randrange(len(pool))]
             if other is not example and other.question != example.question and all(other is not c for c in chosen):
                 chosen.append(other)
         example.demos = chosen

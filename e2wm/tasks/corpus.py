@@ -5,8 +5,10 @@ Splits are decided by scene (a stable hash of the scene id: all of a scene's exa
 split) and, for the "unseen" evaluation variants, by activity: a fixed fraction of activities is
 held out of every training split. RobotHow programs can be held out by id (``TaskConfig.holdout_programs``,
 e.g. the preset ``"eai"``: the Embodied Agent Interface benchmark's 342 programs): their episodes reach
-no training config, only the test split of the evaluation configs. Few-shot demonstrations come from the
-same config and split.
+no training config, only the test split of the evaluation configs. Few-shot demonstrations of a training
+config come from the same config and split; those of an evaluation config from its train split (or
+``plan_generation``'s), which holds the evaluation format built from training episodes only: a
+demonstration pool that nothing trains on, so no prompt ever shows a validation or test example.
 
 Then the leak check: no validation or test question (a prompt without its demonstrations), story,
 or question-and-answer pair may appear in any training split, where demonstrations count as training
@@ -59,6 +61,7 @@ __all__ = [
     "build_corpus",
     "build_examples",
     "check_leaks",
+    "demonstration_pool",
     "load_corpus",
 ]
 
@@ -90,6 +93,13 @@ _BASE_FIELDS = [
     ("demo_ids", pa.list_(pa.string())),
 ]
 _MC_FIELDS = [("choices", pa.list_(pa.string())), ("answer", pa.string())]
+
+
+def demonstration_pool(config: str) -> str:
+    """The config whose train split holds an evaluation config's demonstrations: ``plan_generation`` for
+    the plan-generation variants (the same question format), else the config itself (its train split: the
+    evaluation format built from training episodes, a demonstration pool that nothing trains on)."""
+    return "plan_generation" if config.startswith("plan_generation_") else config
 
 
 class CorpusError(ValueError):
@@ -231,10 +241,9 @@ def build_examples(episodes_dirs: Folders, config: TaskConfig, progress: bool = 
                 example = plan_generation(task, episode, info, config, rng, confusing=confusing)
                 example.weight = 1.0
                 out[task][eval_split].append(example)
-            for example in plan_qa(
-                episode, info, scene(episode), config, rng, activities, items_by_activity, all_items
-            ):
-                out[example.task][eval_split].append(example)
+        # the multiple-choice formats; in the train split (training episodes only) a demonstration pool
+        for example in plan_qa(episode, info, scene(episode), config, rng, activities, items_by_activity, all_items):
+            out[example.task][eval_split].append(example)
 
     room_names = sorted(
         {"kitchen", "living room", "bedroom", "bathroom", "dining room", "home office", "hallway", "garage"}
@@ -250,7 +259,7 @@ def build_examples(episodes_dirs: Folders, config: TaskConfig, progress: bool = 
             train, qa = made
             if not held:
                 out["counting"][split].append(train)
-            if qa is not None and split != "train":
+            if qa is not None:  # train split: the demonstration pool of counting_qa (the training stories)
                 out["counting_qa"][split].append(qa)
         if len(story.episode.characters) >= 2:
             made = object_path(story, config, rng, room_names)
@@ -258,7 +267,7 @@ def build_examples(episodes_dirs: Folders, config: TaskConfig, progress: bool = 
                 train, qa = made
                 if not held:
                     out["object_path_tracking"][split].append(train)
-                if qa is not None and split != "train":
+                if qa is not None:  # train split: the demonstration pool of object_location_qa
                     out["object_location_qa"][split].append(qa)
 
     summary = CorpusSummary(unseen_activities=sorted(unseen), episodes=len(episodes), held_out=held_out)
@@ -277,7 +286,10 @@ def build_examples(episodes_dirs: Folders, config: TaskConfig, progress: bool = 
     for name, splits in out.items():
         for split, examples in splits.items():
             task = "plan_generation" if name.startswith("plan_generation") else name  # evaluation plans too
-            with_demos(examples, config.demo_count(task), random.Random(f"{config.seed}:demos:{name}:{split}"))
+            # evaluation configs show demonstrations from their training pool, never a validation or test example
+            pool = out.get(demonstration_pool(name), {}).get("train", []) if name in EVALUATION_CONFIGS else None
+            rng = random.Random(f"{config.seed}:demos:{name}:{split}")
+            with_demos(examples, config.demo_count(task), rng, pool=pool)
     return {k: dict(v) for k, v in out.items()}, summary
 
 
@@ -326,32 +338,46 @@ def check_leaks(examples: Examples, held_out: dict[str, str] | None = None) -> l
     """Every way evaluation text leaks into training (empty when there is none).
 
     A validation or test example leaks when its question, its story, or its question with its answer
-    is training text (training examples and their demonstrations), or when one of its demonstrations
-    is not an example of its own config and split. ``held_out`` (episode id -> RobotHow program) names
-    the episodes of held-out programs: an example of a training config (any split), or one of its
-    demonstrations, from such an episode is a leak too.
+    is training text (training examples and their demonstrations), or when one of its demonstrations is
+    not where it may come from: the same config and split for a training config, the demonstration pool
+    (:func:`demonstration_pool`'s train split) for an evaluation config. An evaluation config's train
+    split (its pool) may hold only examples of episodes a training config trains on. ``held_out``
+    (episode id -> RobotHow program) names the episodes of held-out programs: an example of a training
+    config (any split) or of any train split, or any demonstration, from such an episode is a leak too.
     """
     questions, stories, pairs = _train_texts(examples)
     problems = []
     held_out = held_out or {}
-    for name in TRAINING_CONFIGS:
-        for split, rows in examples.get(name, {}).items():
+    trained = {e.episode_id for name in TRAINING_CONFIGS for e in examples.get(name, {}).get("train", [])}
+    for name, splits in examples.items():
+        for split, rows in splits.items():
             for example in rows:
-                for item in (example, *example.demos):
+                checked = (example, *example.demos) if name in TRAINING_CONFIGS or split == "train" else example.demos
+                for item in checked:
                     if item.episode_id in held_out:
                         what = "its demonstration " if item is not example else ""
                         problems.append(
                             f"{name}/{split} {example.example_id}: {what}{item.example_id} comes from held-out "
                             f"RobotHow program {held_out[item.episode_id]}"
                         )
+                if name not in TRAINING_CONFIGS and split == "train" and example.episode_id not in trained:
+                    problems.append(
+                        f"{name}/train {example.example_id}: a demonstration-pool example from an episode that no "
+                        "training config trains on"
+                    )
     for name, splits in examples.items():
+        pool = None
+        if name not in TRAINING_CONFIGS:
+            pool = demonstration_pool(name)
+            pool_ids = {e.example_id for e in examples.get(pool, {}).get("train", [])}
         for split, rows in splits.items():
-            ids = {e.example_id for e in rows}
+            ids = {e.example_id for e in rows} if pool is None else pool_ids
             for example in rows:
                 for demo in example.demos:
                     if demo.example_id not in ids:
+                        where = "from another split" if pool is None else f"not from its pool {pool}/train"
                         problems.append(
-                            f"{name}/{split} {example.example_id}: demonstration {demo.example_id} is from another split"
+                            f"{name}/{split} {example.example_id}: demonstration {demo.example_id} is {where}"
                         )
                 if split == "train":
                     continue

@@ -106,7 +106,7 @@ def test_a_corpus_rebuilt_elsewhere_under_the_same_name_loads_its_own_rows(corpu
         assert len(load_corpus(folder, "counting", split="train")) == summary.sizes["counting"]["train"]
         assert {k: len(v) for k, v in load_corpus(folder, "counting").items()} == summary.sizes["counting"]
     with pytest.raises(ValueError, match="has no 'train' split"):
-        load_corpus(first, "counting_qa", split="train")
+        load_corpus(first, "plan_generation_vanilla_unseen", split="train")
 
 
 def test_the_card_describes_the_corpus(corpus):

@@ -10,7 +10,7 @@ import pytest
 from e2wm.experience.collect import read_episodes, read_scene
 from e2wm.experience.episode import Episode
 from e2wm.tasks.common import TaskConfig, join_words, scene_split, with_demos
-from e2wm.tasks.corpus import build_examples
+from e2wm.tasks.corpus import TRAINING_CONFIGS, build_examples, demonstration_pool
 from e2wm.tasks.stories import name_of
 from e2wm.world import World, parse_script_line
 
@@ -151,12 +151,15 @@ def test_stories_vary_their_phrasing(examples):
 
 
 def test_demonstrations_come_from_the_same_split_and_count_as_configured(examples):
-    for splits in examples.values():
+    for name, splits in examples.items():
         for rows in splits.values():
-            ids = {e.example_id for e in rows}
+            # training configs: the same split; evaluation configs: their training pool, never validation or test
+            pool = rows if name in TRAINING_CONFIGS else examples[demonstration_pool(name)]["train"]
+            ids = {e.example_id for e in pool}
             for example in rows:
                 assert all(demo.example_id in ids and demo is not example for demo in example.demos)
                 assert example.prompt.endswith(example.question)
+    assert max(len(e.demos) for e in all_rows(examples, "counting_qa")) == 4
     counting = all_rows(examples, "counting")
     assert max(len(e.demos) for e in counting) == 4
     assert all(len(e.demos) == 0 for e in all_rows(examples, "object_path_tracking"))
