@@ -258,21 +258,17 @@ def _collect(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------- fisher
 def _fisher(args: argparse.Namespace) -> int:
-    from e2wm.arguments import from_namespace
-    from e2wm.ewc import DocumentSourceError, FisherArguments, FisherError, build_fisher
+    from e2wm.ewc import DocumentSourceError, FisherError
+    from e2wm.fisher import run  # the same run as `accelerate launch -m e2wm.fisher`
 
     try:
-        result = build_fisher(from_namespace(FisherArguments, args), progress=not args.quiet)
+        result = run(args)
     except (FisherError, DocumentSourceError, ValueError, OSError) as err:
         raise _InputError(str(err)) from None
-    meta = result.metadata
-    print(
-        f"Fisher ({meta['estimator']}, {meta['num_docs']} documents, {meta['num_tokens']} tokens, "
-        f"{len(meta['layouts'])} tensors, normalization {meta['normalization']}, {meta['dtype']}) in {result.folder}"
-        + (f"; {meta['num_skipped_docs']} documents under 2 tokens skipped" if meta["num_skipped_docs"] else "")
-    )
-    if result.hub_url:
-        print(f"Pushed to {args.push_to_hub}: {result.hub_url}")
+    if result.is_main_process:
+        print(result.summary())
+        if result.hub_url:
+            print(f"Pushed to {args.push_to_hub}: {result.hub_url}")
     return EXIT_OK
 
 

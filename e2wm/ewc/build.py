@@ -8,10 +8,16 @@ optionally 8-bit/4-bit with bitsandbytes), draw the documents, estimate (checkpo
 ``<out>.partial/`` beside the output, so ``<out>`` itself is complete or absent), normalize, save, remove
 the checkpoint, and push if asked. Run it again after a kill with the same arguments and it resumes from
 the last checkpoint. ``FisherArguments`` is also what the ``e2wm fisher`` flags are made from.
+
+Data parallel: in a ``torch.distributed`` group (``accelerate launch -m e2wm.fisher``, see ``e2wm/fisher.py``),
+each process loads its own copy of the model on its own device (``cuda:<local rank>``, or the CPU), estimates
+on its share of the documents (position in the draw mod the number of processes) with its own checkpoint, the
+shares are summed (``estimate_fisher(rank=..., world_size=...)``), and only process 0 writes and pushes.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +29,7 @@ from e2wm.ewc.layers import FisherError, match_target_modules, model_identity
 from e2wm.ewc.normalization import NORMALIZATIONS, fisher_statistics, normalize_fisher
 from e2wm.ewc.text import TextSource, iter_documents
 
-__all__ = ["FisherArguments", "FisherBuild", "build_fisher"]
+__all__ = ["FisherArguments", "FisherBuild", "build_fisher", "process_layout"]
 
 MODEL_DTYPES = ("float32", "bfloat16")
 
@@ -100,11 +106,64 @@ class FisherArguments:
 
 @dataclass(frozen=True)
 class FisherBuild:
-    """What ``build_fisher`` made: the folder, its metadata, and the Hub commit URL when pushed."""
+    """What ``build_fisher`` made: the folder, its metadata, and the Hub commit URL when pushed.
+
+    ``is_main_process``: False on the other processes of a data-parallel build (process 0 wrote the folder).
+    """
 
     folder: Path
     metadata: dict[str, Any]
     hub_url: str | None = None
+    is_main_process: bool = True
+
+    def summary(self) -> str:
+        """One line for the person who ran it (what ``e2wm fisher`` prints)."""
+        meta = self.metadata
+        processes = meta.get("num_processes", 1)
+        return (
+            f"Fisher ({meta['estimator']}, {meta['num_docs']} documents, {meta['num_tokens']} tokens, "
+            f"{len(meta['layouts'])} tensors, normalization {meta['normalization']}, {meta['dtype']}) in {self.folder}"
+            + (f"; {meta['num_skipped_docs']} documents under 2 tokens skipped" if meta["num_skipped_docs"] else "")
+            + (f"; {processes} processes ({', '.join(map(str, meta['num_docs_per_process']))} documents)"
+               if processes > 1 else "")
+        )  # fmt: skip
+
+
+def process_layout() -> tuple[int, int, int]:
+    """``(rank, world_size, local_rank)`` of this process: from ``torch.distributed`` when it is initialized.
+
+    Several processes without a process group (``WORLD_SIZE`` > 1, e.g. ``accelerate launch -m e2wm.cli fisher``)
+    would each estimate everything and write the same folder: refused, naming the launch that works.
+    """
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        rank = dist.get_rank()
+        return rank, dist.get_world_size(), int(os.environ.get("LOCAL_RANK", rank))
+    launched = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    if launched > 1:
+        raise FisherError(
+            f"this is one of {launched} processes (WORLD_SIZE={launched}) but no torch.distributed process group "
+            "exists, so every process would estimate everything and write the same folder: run "
+            "`accelerate launch ... -m e2wm.fisher <the same flags>`, which splits the documents between processes"
+        )
+    return 0, 1, 0
+
+
+def _process_device(requested: str | None, local_rank: int, world_size: int) -> str:
+    """The device this process loads its model on: one GPU per process when there are several."""
+    if world_size == 1:
+        return requested or "auto"
+    import torch
+
+    if requested in (None, "auto", "cuda"):
+        return f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
+    if requested.startswith("cuda:") and requested != f"cuda:{local_rank}":
+        raise FisherError(
+            f"--device {requested} would put all {world_size} processes on one GPU: leave --device unset (process "
+            "k takes cuda:k, its local rank) or pass --device cpu"
+        )
+    return requested
 
 
 def build_fisher(args: FisherArguments, *, progress: bool = True) -> FisherBuild:
@@ -117,11 +176,13 @@ def build_fisher(args: FisherArguments, *, progress: bool = True) -> FisherBuild
     from e2wm._model_cards import template_text
     from e2wm.models import ModelLoadError, ModelUnavailableError, load_causal_lm
 
+    rank, world_size, local_rank = process_layout()
     out = Path(args.out)
     if out.exists() and not args.overwrite:
         raise FisherError(f"output folder {out} already exists; choose another --out or pass --overwrite")
     template_text("fisher_card.md.jinja")  # fail now, not after hours of estimation
     text = args.text_source()
+    device = _process_device(args.device, local_rank, world_size)
     try:
         model, tokenizer = load_causal_lm(
             args.model,
@@ -129,7 +190,7 @@ def build_fisher(args: FisherArguments, *, progress: bool = True) -> FisherBuild
             dtype=args.model_dtype,
             quantization=args.quantization,
             trust_remote_code=args.trust_remote_code,
-            device=args.device or "auto",
+            device=device,
         )
     except (ModelLoadError, ModelUnavailableError) as err:
         raise FisherError(str(err)) from None
@@ -151,7 +212,9 @@ def build_fisher(args: FisherArguments, *, progress: bool = True) -> FisherBuild
         checkpoint_dir=checkpoint_dir,
         checkpoint_every=args.checkpoint_every,
         run_key=run_key,
-        progress=progress,
+        progress=progress and rank == 0,
+        rank=rank,
+        world_size=world_size,
     )
     metadata = {
         "base_model": args.model,
@@ -169,15 +232,21 @@ def build_fisher(args: FisherArguments, *, progress: bool = True) -> FisherBuild
         "normalization": args.normalization,
         "layouts": estimate.layouts,
         "statistics": fisher_statistics(estimate.tensors, estimate.layouts),  # of the raw estimate
+        "num_processes": world_size,
+        "num_docs_per_process": estimate.num_docs_per_process,
         "e2wm_version": __version__,
     }
-    tensors = normalize_fisher(estimate.tensors, args.normalization, estimate.layouts)
-    folder = save_fisher(out, tensors, metadata, dtype=args.dtype, overwrite=args.overwrite)
-    shutil.rmtree(checkpoint_dir, ignore_errors=True)
-    metadata = {**metadata, "dtype": args.dtype}
     url = None
-    if args.push_to_hub:
-        from e2wm.hub import push_artifact
+    if rank == 0:  # every process holds the same estimate; one writes it
+        tensors = normalize_fisher(estimate.tensors, args.normalization, estimate.layouts)
+        save_fisher(out, tensors, metadata, dtype=args.dtype, overwrite=args.overwrite)
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)
+        if args.push_to_hub:
+            from e2wm.hub import push_artifact
 
-        url = push_artifact("fisher", folder, args.push_to_hub, private=args.private)
-    return FisherBuild(folder=folder, metadata=metadata, hub_url=url)
+            url = push_artifact("fisher", out, args.push_to_hub, private=args.private)
+    if world_size > 1:
+        import torch.distributed as dist
+
+        dist.barrier()  # no process reports success before the folder is written
+    return FisherBuild(folder=out, metadata={**metadata, "dtype": args.dtype}, hub_url=url, is_main_process=rank == 0)

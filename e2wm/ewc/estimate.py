@@ -21,6 +21,11 @@ every document's gradient, and only the target modules get any. The weights need
 on ``chunk_tokens`` positions at a time (``e2wm.lm.LMHead``): a 262k vocabulary never needs the logits
 of a whole batch at once.
 
+Several processes (``world_size`` > 1, ``torch.distributed`` initialized): process ``rank`` takes the documents
+whose position in the draw is ``rank`` modulo ``world_size``, accumulates Σ (∂L_n/∂W)² over them (checkpointing its
+own partial sums), and the partial sums and counts are then all-reduced in fp64, so every process ends with the
+same F: the one-process F on the same documents, up to float rounding (the sums are added in another order).
+
 The artifact (save, load, validate) is ``e2wm.ewc.artifact``; normalizations are ``e2wm.ewc.normalization``.
 """
 
@@ -29,6 +34,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -42,10 +48,11 @@ from e2wm.ewc.artifact import atomic_save_file
 from e2wm.ewc.layers import FisherError, Layout, match_target_modules, weight_layout, weight_shape
 from e2wm.lm import DEFAULT_CHUNK_TOKENS, LMHead
 
-__all__ = ["CHECKPOINT_FILE", "ESTIMATORS", "FisherAccumulator", "FisherEstimate", "estimate_fisher"]
+__all__ = ["CHECKPOINT_FILE", "ESTIMATORS", "FisherAccumulator", "FisherEstimate", "checkpoint_file", "estimate_fisher"]
 
 ESTIMATORS = ("empirical", "sampled")
-CHECKPOINT_FILE = "checkpoint.safetensors"
+CHECKPOINT_FILE = "checkpoint.safetensors"  # one process; process r of w: checkpoint-rank<r>-of-<w>.safetensors
+_RANK_CHECKPOINT = re.compile(r"checkpoint-rank(\d+)-of-(\d+)\.safetensors")
 _CHECKPOINT_KEY = "e2wm_fisher_checkpoint"
 _DEFAULT_CHUNK_BYTES = 256 * 2**20  # per-document gradients alive at once, per target module
 
@@ -83,7 +90,7 @@ class FisherAccumulator:
             device = weight.device if weight is not None else torch.device("cpu")
             self.layouts[f"{name}.weight"] = weight_layout(module)
             self.sums[f"{name}.weight"] = torch.zeros(weight_shape(module), dtype=self.dtype, device=device)
-        self.num_docs = self.num_tokens = self.num_predicted_tokens = 0
+        self.num_docs = self.num_tokens = self.num_predicted_tokens = self.num_skipped_docs = 0
 
     def fisher(self) -> dict[str, torch.Tensor]:
         """F = (1/N) Σ_n (∂L_n/∂W)² for every target weight (on the CPU)."""
@@ -185,10 +192,36 @@ class FisherAccumulator:
                 grads = torch.bmm(gc.transpose(1, 2), xc)  # (c, d_out, d_in)
             acc += grads.square_().sum(0)
 
+    def all_reduce(self, world_size: int) -> list[int]:
+        """Sum the sums and the counters over the ``world_size`` processes of the default process group.
+
+        Every process must call it (a collective). Sums travel in fp64, one tensor at a time (on the GPU with
+        NCCL, on the CPU with gloo), and come back in their own dtype. Returns each process's document count.
+        """
+        import torch.distributed as dist
+
+        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() != world_size:
+            found = dist.get_world_size() if dist.is_available() and dist.is_initialized() else "no process group"
+            raise FisherError(
+                f"the Fisher is split over {world_size} processes, but torch.distributed has {found}: launch it with "
+                "`accelerate launch -m e2wm.fisher ...`, which starts the processes and their group"
+            )
+        rank = dist.get_rank()
+        counts = torch.zeros(4 + world_size, dtype=torch.float64)  # exact for counts below 2**53
+        counts[:4] = torch.tensor([self.num_docs, self.num_tokens, self.num_predicted_tokens, self.num_skipped_docs])
+        counts[4 + rank] = self.num_docs
+        counts = _all_reduce_sum(counts)
+        for acc in self.sums.values():
+            acc.copy_(_all_reduce_sum(acc.double()))
+        totals = [round(v) for v in counts.tolist()]
+        self.num_docs, self.num_tokens, self.num_predicted_tokens, self.num_skipped_docs = totals[:4]
+        return totals[4:]
+
     # Checkpoints: the sums with the counters in the safetensors header, one file, written atomically.
     def save_checkpoint(self, path: Path, state: dict[str, Any]) -> None:
         state = {**state, "num_docs": self.num_docs, "num_tokens": self.num_tokens}
         state["num_predicted_tokens"] = self.num_predicted_tokens
+        state["num_skipped_docs"] = self.num_skipped_docs
         sums = {key: acc.detach().to("cpu").contiguous() for key, acc in self.sums.items()}
         atomic_save_file(sums, path, {_CHECKPOINT_KEY: json.dumps(state)})
 
@@ -200,8 +233,46 @@ class FisherAccumulator:
             for key, acc in self.sums.items():
                 acc.copy_(handle.get_tensor(key))
         self.num_docs, self.num_tokens = state["num_docs"], state["num_tokens"]
-        self.num_predicted_tokens = state["num_predicted_tokens"]
+        self.num_predicted_tokens, self.num_skipped_docs = state["num_predicted_tokens"], state["num_skipped_docs"]
         return state
+
+
+def _all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor`` summed over the processes, on the device the backend wants (NCCL: a GPU; gloo: the CPU)."""
+    import torch.distributed as dist
+
+    backend = str(dist.get_backend())
+    if "nccl" in backend and not ("gloo" in backend and tensor.device.type == "cpu"):
+        device = tensor.device if tensor.device.type == "cuda" else torch.device("cuda", torch.cuda.current_device())
+    else:
+        device = torch.device("cpu")
+    moved = tensor.to(device)
+    dist.all_reduce(moved)
+    return moved.to(tensor.device)
+
+
+def checkpoint_file(rank: int = 0, world_size: int = 1) -> str:
+    """The checkpoint's file name for process ``rank`` of ``world_size`` (``checkpoint.safetensors`` for one)."""
+    return CHECKPOINT_FILE if world_size == 1 else f"checkpoint-rank{rank}-of-{world_size}.safetensors"
+
+
+def _check_checkpoint_world(folder: Path, world_size: int) -> None:
+    """Refuse a folder holding checkpoints written by another number of processes (their split differs)."""
+    others: dict[int, list[str]] = {}
+    for path in sorted(folder.glob("checkpoint*.safetensors")) if folder.is_dir() else []:
+        match = _RANK_CHECKPOINT.fullmatch(path.name)
+        written_by = int(match.group(2)) if match else 1 if path.name == CHECKPOINT_FILE else None
+        if written_by is not None and written_by != world_size:
+            others.setdefault(written_by, []).append(path.name)
+    if others:
+        worlds = sorted(others)
+        described = "; ".join(f"{n} process{'es' if n > 1 else ''} ({', '.join(others[n])})" for n in worlds)
+        raise FisherError(
+            f"{folder} holds checkpoints of a run on {described}, but this run has {world_size} process"
+            f"{'es' if world_size > 1 else ''}: each process checkpoints its own share of the documents, so resume "
+            f"with {worlds[0]} process{'es' if worlds[0] > 1 else ''} (`accelerate launch --num_processes {worlds[0]} "
+            "-m e2wm.fisher ...`, or `e2wm fisher` for 1), or delete that folder to start over"
+        )
 
 
 def _document_seed(seed: int, index: int) -> int:
@@ -211,7 +282,10 @@ def _document_seed(seed: int, index: int) -> int:
 
 @dataclass
 class FisherEstimate:
-    """An estimated Fisher: ``tensors`` maps base weight names to F (fp32), with the counts behind it."""
+    """An estimated Fisher: ``tensors`` maps base weight names to F (fp32), with the counts behind it.
+
+    ``num_docs_per_process``: the documents each process contributed (one entry for one process).
+    """
 
     tensors: dict[str, torch.Tensor]
     layouts: dict[str, Layout]
@@ -219,6 +293,7 @@ class FisherEstimate:
     num_skipped_docs: int
     num_tokens: int
     num_predicted_tokens: int
+    num_docs_per_process: list[int]
 
 
 def estimate_fisher(
@@ -236,6 +311,8 @@ def estimate_fisher(
     checkpoint_every: int = 1000,
     run_key: Mapping[str, Any] | None = None,
     progress: bool = False,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> FisherEstimate:
     """Estimate the Fisher of ``model`` on ``documents`` (see the module docstring for the definitions).
 
@@ -245,17 +322,30 @@ def estimate_fisher(
     sums are saved there every ``checkpoint_every`` documents and a later call with the same
     ``run_key`` (and the same documents) resumes after the last checkpoint; the caller removes the
     folder once the result is safe. ``num_docs`` only sizes the progress bar.
+
+    ``world_size`` > 1: this is process ``rank`` of a ``torch.distributed`` group of ``world_size``; every
+    process gets the same ``documents`` and keeps those at positions ``rank`` mod ``world_size``, checkpoints
+    its share in its own file (``checkpoint_file(rank, world_size)``), and the sums are all-reduced at the end:
+    every process returns the whole estimate. A checkpoint folder written by another number of processes is
+    refused (their shares differ).
     """
     if max_length < 2:
         raise FisherError(f"max_length must be at least 2 (one predicted token), got {max_length}")
     if batch_size < 1:
         raise FisherError(f"batch_size must be at least 1, got {batch_size}")
+    if not 0 <= rank < world_size:
+        raise FisherError(f"rank must be in 0..{world_size - 1} for {world_size} process(es), got {rank}")
     accumulator = FisherAccumulator(model, target_modules, estimator=estimator, seed=seed)
     key = dict(run_key or {})
     key.update(estimator=estimator, seed=seed, max_length=max_length, targets=sorted(accumulator.sums))
+    if world_size > 1:
+        key.update(process=rank, num_processes=world_size)
     key = json.loads(json.dumps(key, default=str))  # what a JSON round trip gives back, to compare
-    consumed = skipped = 0
-    checkpoint = Path(checkpoint_dir) / CHECKPOINT_FILE if checkpoint_dir is not None else None
+    consumed = 0  # documents of the whole draw (every process's) before this point
+    checkpoint = None
+    if checkpoint_dir is not None:
+        _check_checkpoint_world(Path(checkpoint_dir), world_size)
+        checkpoint = Path(checkpoint_dir) / checkpoint_file(rank, world_size)
     if checkpoint is not None and checkpoint.exists():
         state = _read_checkpoint_state(checkpoint)
         if state.get("run") != key:
@@ -264,20 +354,26 @@ def estimate_fisher(
                 f"{checkpoint} is a checkpoint of a different run (differs in: {', '.join(changed)}); "
                 "run with the same settings to resume, or delete that folder to start over"
             )
-        state = accumulator.load_checkpoint(checkpoint)
-        consumed, skipped = state["consumed"], state["num_skipped_docs"]
+        consumed = accumulator.load_checkpoint(checkpoint)["consumed"]
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=num_docs, initial=consumed, unit="doc", desc="fisher", disable=not progress)
+    def share(count: int) -> int:  # this process's documents among the first `count` of the draw
+        return len(range(rank, count, world_size))
+
+    total = share(num_docs) if num_docs is not None else None
+    bar = tqdm(total=total, initial=share(consumed), unit="doc", desc="fisher", disable=not progress)
     started, tokens_now, last_saved = time.monotonic(), 0, consumed
     texts = iter(documents)
     for _ in itertools.islice(texts, consumed):  # resume: skip what the checkpoint holds
         pass
-    window = 8 * batch_size
+    window = 8 * batch_size * world_size  # about 8 batches for each process
     while chunk := list(itertools.islice(texts, window)):
-        encoded = tokenizer(chunk, truncation=True, max_length=max_length)["input_ids"]
-        kept = [(consumed + i, ids) for i, ids in enumerate(encoded) if len(ids) >= 2]
-        skipped += len(chunk) - len(kept)
+        mine = [(consumed + i, text) for i, text in enumerate(chunk) if (consumed + i) % world_size == rank]
+        encoded = (
+            tokenizer([text for _, text in mine], truncation=True, max_length=max_length)["input_ids"] if mine else []
+        )
+        kept = [(index, ids) for (index, _), ids in zip(mine, encoded, strict=True) if len(ids) >= 2]
+        accumulator.num_skipped_docs += len(mine) - len(kept)
         kept.sort(key=lambda item: -len(item[1]))
         for start in range(0, len(kept), batch_size):
             batch = kept[start : start + batch_size]
@@ -285,21 +381,23 @@ def estimate_fisher(
             tokens_now += sum(len(ids) for _, ids in batch)
             bar.update(len(batch))
             bar.set_postfix_str(f"{tokens_now / max(time.monotonic() - started, 1e-9):,.0f} tok/s", refresh=False)
-        bar.update(len(chunk) - len(kept))
+        bar.update(len(mine) - len(kept))
         consumed += len(chunk)
         if checkpoint is not None and checkpoint_every > 0 and consumed - last_saved >= checkpoint_every:
-            accumulator.save_checkpoint(checkpoint, {"run": key, "consumed": consumed, "num_skipped_docs": skipped})
+            accumulator.save_checkpoint(checkpoint, {"run": key, "consumed": consumed})
             last_saved = consumed
     bar.close()
+    per_process = accumulator.all_reduce(world_size) if world_size > 1 else [accumulator.num_docs]
     if accumulator.num_docs == 0:
         raise FisherError(f"none of the {consumed} documents has 2 tokens or more: the Fisher is undefined")
     return FisherEstimate(
         tensors=accumulator.fisher(),
         layouts=dict(accumulator.layouts),
         num_docs=accumulator.num_docs,
-        num_skipped_docs=skipped,
+        num_skipped_docs=accumulator.num_skipped_docs,
         num_tokens=accumulator.num_tokens,
         num_predicted_tokens=accumulator.num_predicted_tokens,
+        num_docs_per_process=per_process,
     )
 
 
