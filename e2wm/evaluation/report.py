@@ -1,21 +1,43 @@
-"""The report: base vs adapters at a glance (a table, the relative change, plots), and model-index
-results for the adapters' model cards.
+"""The report: base vs adapters with 95% intervals, paired differences, one defined aggregate, plots, and
+model-index results for the adapters' model cards.
 
-``write_report(OUT, {"base": results, "lora": results, "ewc_lora": results})`` writes
-``OUT/results.json``, ``OUT/report.md``, ``OUT/tasks.png`` (per-task bars) and ``OUT/perplexity.png``
-(perplexity retention). Higher is better for every task metric; for perplexity lower is better, and
-the report shows how far each adapter moved from the base.
+``write_report(OUT, {"base": results, "lora": results, "ewc_lora": results})`` (the first label is the
+base) writes ``OUT/results.json`` (every label's results and the intervals), ``OUT/report.md``,
+``OUT/tasks.png`` (per-task scores with error bars) and ``OUT/perplexity.png``. The statistics are those
+of :mod:`e2wm.evaluation.stats`:
+
+* every score with its n and a 95% percentile-bootstrap interval over its examples;
+* every difference against the base paired on the same examples (marked "≈ 0 (CI includes 0)" when its
+  interval contains 0; unpaired, and said so, when the examples differ);
+* no raw average of unlike metrics: the aggregate is the mean over the headline (few-shot) tasks of the
+  normalised change against the base, with a joint interval;
+* perplexity with its interval, the documents and held-out tokens, and its relative change against the
+  base with a paired interval.
+
+The headline is the few-shot evaluation (demonstrations from training data); the zero-shot evaluation
+is a second table. Caps on the number of examples are stated.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from e2wm.evaluation.stats import (
+    CONFIDENCE,
+    RESAMPLES,
+    Interval,
+    aggregate_interval,
+    difference_interval,
+    mean_interval,
+    perplexity_change_interval,
+    perplexity_interval,
+)
 from e2wm.utils import atomic_write_text
 
-__all__ = ["card_eval_results", "update_model_card", "write_report"]
+__all__ = ["ReportError", "card_eval_results", "report_statistics", "update_model_card", "write_report"]
 
 _PRETTY = {
     "accuracy_calibrated": "accuracy (calibrated)",
@@ -23,135 +45,409 @@ _PRETTY = {
     "rouge_l": "Rouge-L",
     "path_score": "path score",
     "exact_match": "exact match",
+    "eai_success_rate": "EAI success rate",
     "perplexity": "perplexity e^NLL (lower is better)",
 }
+_PLAN_MEASURES = (("plan_executable", "executable"), ("plan_reached", "reaches the goal"))
 
 
-def _relative(value: float, base: float) -> str:
-    if base == 0:
-        return "n/a"
-    return f"{(value - base) / abs(base) * 100:+.1f}%"
+class ReportError(ValueError):
+    """Results cannot be reported with intervals (the message names the label, the task and the fix)."""
+
+
+# ---------------------------------------------------------------------------------------------- statistics
+def _per_example(results: Mapping[str, Any], label: str, task: str) -> dict[str, list[Any]]:
+    per = results[label]["tasks"][task].get("per_example")
+    if not per or "score" not in per:
+        raise ReportError(
+            f"{label}/{task} has no per-example scores (written by an e2wm that did not store them): "
+            "evaluate again with `e2wm eval` (it recomputes such results)"
+        )
+    return per
+
+
+def _aligned(
+    base: Mapping[str, list[Any]], other: Mapping[str, list[Any]], key: str
+) -> tuple[list[float], list[float]] | None:
+    """Both models' values of ``key`` on the same examples, in the base's order (None if the examples differ);
+    examples where either has no value (a plan without a scene) are left out."""
+    if sorted(map(str, base["id"])) != sorted(map(str, other["id"])) or len(set(map(str, base["id"]))) != len(
+        base["id"]
+    ):
+        return None
+    theirs = dict(zip(map(str, other["id"]), other[key], strict=True))
+    pairs = [(v, theirs[str(i)]) for i, v in zip(base["id"], base[key], strict=True)]
+    pairs = [(b, o) for b, o in pairs if b is not None and o is not None]
+    return [o for _, o in pairs], [b for b, _ in pairs]
+
+
+def _values(per: Mapping[str, list[Any]], key: str) -> list[float]:
+    return [v for v in per.get(key, []) if v is not None]
+
+
+def _measure(
+    results: Mapping[str, Any], labels: list[str], task: str, key: str, stream: str, resamples: int, seed: int
+) -> dict[str, dict[str, Any]] | None:
+    """Score and difference intervals of every label on one measure of one task."""
+    base = labels[0]
+    base_per = _per_example(results, base, task)
+    if not _values(base_per, key):
+        return None
+    out: dict[str, dict[str, Any]] = {}
+    for label in labels:
+        if task not in results[label]["tasks"]:
+            continue
+        per = _per_example(results, label, task)
+        values = _values(per, key)
+        if not values:
+            continue
+        entry: dict[str, Any] = {"score": mean_interval(values, stream, resamples, seed).to_dict(), "difference": None}
+        if label != base:
+            pair = _aligned(base_per, per, key)
+            if pair is not None and pair[0]:
+                diff = difference_interval(pair[0], pair[1], stream, resamples, seed)
+            else:
+                diff = difference_interval(values, _values(base_per, key), stream, resamples, seed, paired=False)
+            entry["difference"] = diff.to_dict()
+        out[label] = entry
+    return out
+
+
+def report_statistics(
+    results: Mapping[str, Mapping[str, Any]], resamples: int = RESAMPLES, seed: int = 0
+) -> dict[str, Any]:
+    """Every interval the report shows (see the module docstring), as plain data."""
+    labels = list(results)
+    base = labels[0]
+    tasks = [t for t in results[base]["tasks"] if t != "perplexity"]
+    stats: dict[str, Any] = {"tasks": {}, "plans": {}, "aggregate": {}, "perplexity": {}}
+    for task in tasks:
+        row = results[base]["tasks"][task]
+        settings = row.get("settings", {})
+        stats["tasks"][task] = {
+            "metric": row["metric"],
+            "headline": settings.get("headline", True),
+            "shots": settings.get("shots"),
+            "cap": settings.get("cap"),
+            "available": settings.get("available"),
+            "n": row["n"],
+            "labels": _measure(results, labels, task, "score", task, resamples, seed) or {},
+        }
+        for key, _ in _PLAN_MEASURES:
+            measured = _measure(results, labels, task, key, f"{task}/{key}", resamples, seed)
+            if measured:
+                stats["plans"].setdefault(task, {})[key] = measured
+    for group, headline in (("headline", True), ("zero_shot", False)):
+        members = [t for t in tasks if stats["tasks"][t]["headline"] == headline]
+        if not members:
+            continue
+        stats["aggregate"][group] = {"tasks": members, "labels": {}}
+        for label in labels[1:]:
+            pairs = {}
+            for task in members:
+                if task in results[label]["tasks"]:
+                    pair = _aligned(_per_example(results, base, task), _per_example(results, label, task), "score")
+                    if pair is not None:
+                        pairs[task] = pair
+            if len(pairs) == len(members):
+                interval = aggregate_interval(pairs, resamples, seed)
+                stats["aggregate"][group]["labels"][label] = interval.to_dict()
+            else:
+                stats["aggregate"][group]["labels"][label] = None  # some task was not evaluated on the same examples
+    if all("perplexity" in results[label]["tasks"] for label in labels):
+        documents = {label: _documents(results, label) for label in labels}
+        for label in labels:
+            entry: dict[str, Any] = {
+                "perplexity": perplexity_interval(documents[label], "perplexity", resamples, seed).to_dict(),
+                "documents": len(documents[label]),
+                "tokens": int(sum(t for _, t in documents[label])),
+                "change": None,
+            }
+            if label != base and len(documents[label]) == len(documents[base]):
+                entry["change"] = perplexity_change_interval(
+                    documents[label], documents[base], "perplexity", resamples, seed
+                ).to_dict()
+            stats["perplexity"][label] = entry
+    return stats
+
+
+def _documents(results: Mapping[str, Any], label: str) -> list[tuple[float, int]]:
+    per = results[label]["tasks"]["perplexity"].get("per_document")
+    if not per:
+        raise ReportError(
+            f"{label}/perplexity has no per-document NLL (written by an e2wm that did not store it): "
+            "evaluate again with `e2wm eval` (it recomputes such results)"
+        )
+    return list(zip(per["nll"], per["tokens"], strict=True))
+
+
+# ---------------------------------------------------------------------------------------------- formatting
+def _interval(entry: Mapping[str, Any] | None, digits: int = 3) -> str:
+    if entry is None:
+        return "—"
+    return f"{entry['estimate']:.{digits}f} [{entry['low']:.{digits}f}, {entry['high']:.{digits}f}]"
+
+
+def _signed(entry: Mapping[str, Any] | None, digits: int = 3, percent: bool = False) -> str:
+    if entry is None:
+        return "—"
+    scale, unit = (100.0, "%") if percent else (1.0, "")
+    text = (
+        f"{entry['estimate'] * scale:+.{digits}f}{unit} "
+        f"[{entry['low'] * scale:+.{digits}f}{unit}, {entry['high'] * scale:+.{digits}f}{unit}]"
+    )
+    if not entry.get("paired", True):
+        text += " (unpaired: different examples)"
+    if Interval(**entry).includes(0.0):
+        text += " ≈ 0 (CI includes 0)"
+    return text
+
+
+def _n(task_stats: Mapping[str, Any]) -> str:
+    cap, available, n = task_stats.get("cap"), task_stats.get("available"), task_stats["n"]
+    if cap is not None and available is not None and available > n:
+        return f"{n} of {available}"
+    return str(n)
+
+
+def _task_table(stats: Mapping[str, Any], labels: list[str], tasks: list[str]) -> list[str]:
+    base = labels[0]
+    header = ["task", "metric", "k", "n", *labels] + [f"{label} − {base}" for label in labels[1:]]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for task in tasks:
+        entry = stats["tasks"][task]
+        shots = entry.get("shots")
+        cells = [task, _PRETTY.get(entry["metric"], entry["metric"]), "—" if shots is None else str(shots), _n(entry)]
+        per_label = entry["labels"]
+        cells += [_interval(per_label.get(label, {}).get("score")) for label in labels]
+        cells += [_signed(per_label.get(label, {}).get("difference")) for label in labels[1:]]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _aggregate_lines(stats: Mapping[str, Any], labels: list[str], group: str) -> list[str]:
+    entry = stats["aggregate"].get(group)
+    if not entry or len(labels) < 2:
+        return []
+    lines = [
+        "",
+        f"Aggregate over the {len(entry['tasks'])} tasks above: the mean of the normalised change against "
+        f"{labels[0]} (0 = no change, +1 = every task at the ceiling, −1 = every task at 0; defined below):",
+        "",
+        "| " + " | ".join(labels[1:]) + " |",
+        "|" + "---|" * (len(labels) - 1),
+        "| " + " | ".join(_signed(entry["labels"].get(label)) for label in labels[1:]) + " |",
+    ]
+    if any(entry["labels"].get(label) is None for label in labels[1:]):
+        lines += ["", "— : some task was not evaluated on the same examples as the base, so no paired aggregate."]
+    return lines
+
+
+def _caps(results: Mapping[str, Any], base: str, tasks: list[str]) -> str:
+    by_kind: dict[str, set[Any]] = {}
+    for task in tasks:
+        settings = results[base]["tasks"][task].get("settings", {})
+        kind = "multiple-choice" if settings.get("kind") == "multiple_choice" else "generation"
+        by_kind.setdefault(kind, set()).add(settings.get("cap"))
+    parts = []
+    for kind in ("multiple-choice", "generation"):
+        caps = by_kind.get(kind)
+        if not caps:
+            continue
+        if caps == {None}:
+            parts.append(f"{kind} tasks use every example of their split (no cap)")
+        else:
+            shown = ", ".join(str(c) for c in sorted(c for c in caps if c is not None))
+            parts.append(f"{kind} tasks at most {shown} examples each (the first of the split; 'n of N' when capped)")
+    return "Examples: " + "; ".join(parts) + "." if parts else ""
+
+
+def _method(resamples: int, seed: int) -> str:
+    return (
+        f"Intervals: 95% percentile bootstrap, {resamples} resamples of the examples (seed {seed}); the same "
+        "resampled examples for every model, so differences against the base are paired. The aggregate is the "
+        "mean over tasks of the normalised change c = (s − b)/(1 − b) if s > b, (s − b)/b if s < b, 0 if equal "
+        "(s the model's score, b the base's; Marx & Cummings 2007), bootstrapped over every task's examples "
+        "jointly. Perplexity intervals resample documents (token-weighted NLL per resample). "
+        "See docs/evaluation.md, 'Statistics'."
+    )
 
 
 def write_report(
-    out: str | Path, results: dict[str, dict[str, Any]], title: str = "e2wm evaluation", notes: str = ""
+    out: str | Path,
+    results: dict[str, dict[str, Any]],
+    title: str = "e2wm evaluation",
+    notes: str = "",
+    resamples: int = RESAMPLES,
+    seed: int = 0,
 ) -> Path:
-    """Write the combined results, the markdown report and the plots; returns the report's path."""
+    """Write the combined results with their intervals, the markdown report and the plots; returns the
+    report's path. ``results``: label -> one label's ``results.json`` (the first label is the base)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     labels = list(results)
     base = labels[0]
-    atomic_write_text(out / "results.json", json.dumps({"labels": results}, indent=1))
-    tasks = [t for t in results[base]["tasks"] if t != "perplexity"]
+    stats = report_statistics(results, resamples, seed)
+    settings = {"resamples": resamples, "seed": seed, "confidence": CONFIDENCE, "base": base}
+    atomic_write_text(
+        out / "results.json",
+        json.dumps({"labels": results, "statistics": stats, "statistics_settings": settings}, indent=1),
+    )
+    tasks = list(stats["tasks"])
+    headline = [t for t in tasks if stats["tasks"][t]["headline"]]
+    zero_shot = [t for t in tasks if not stats["tasks"][t]["headline"]]
     lines = [f"# {title}", ""]
     if notes:
         lines += [notes, ""]
-    header = ["task", "metric", "n", *labels] + [f"{label} vs {base}" for label in labels[1:]]
-    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for task in tasks:
-        row = results[base]["tasks"][task]
-        values = [results[label]["tasks"].get(task, {}).get("value") for label in labels]
-        cells = [task, _PRETTY.get(row["metric"], row["metric"]), str(row["n"])]
-        cells += [f"{v:.3f}" if v is not None else "—" for v in values]
-        cells += [_relative(v, values[0]) if v is not None and values[0] is not None else "—" for v in values[1:]]
-        lines.append("| " + " | ".join(cells) + " |")
-    if tasks:
-        means = [sum(results[label]["tasks"][t]["value"] for t in tasks) / len(tasks) for label in labels]
-        lines.append(
-            "| **mean of tasks** | | | "
-            + " | ".join(f"**{m:.3f}**" for m in means)
-            + " | "
-            + " | ".join(_relative(m, means[0]) for m in means[1:])
-            + " |"
-        )
-    extras = [(t, k) for t in tasks for k in results[base]["tasks"][t].get("extra", {}) if k.startswith("plan_")]
-    if extras:
-        lines += ["", "Plans executed in the world (fraction of generated plans):", ""]
-        lines += ["| task | measure | " + " | ".join(labels) + " |", "|---|---|" + "---|" * len(labels)]
-        for task, key in extras:
-            if key == "plans_executed":
-                continue
-            cells = [f"{results[label]['tasks'][task].get('extra', {}).get(key, float('nan')):.3f}" for label in labels]
-            lines.append(f"| {task} | {key.replace('plan_', '')} | " + " | ".join(cells) + " |")
-    if all("perplexity" in results[label]["tasks"] for label in labels):
-        lines += ["", "Perplexity on held-out general text (token-weighted; lower is better):", ""]
-        lines += ["| model | e^NLL | 2^NLL (as E2WM reported) | change vs base |", "|---|---|---|---|"]
-        base_ppl = results[base]["tasks"]["perplexity"]["extra"]["perplexity_e"]
+    if headline:
+        few = any(stats["tasks"][t].get("shots") for t in headline)
+        lines += [
+            "## Embodied tasks" + (" (headline: few-shot)" if few else ""),
+            "",
+            "Score [95% interval] per model; differences against the base, paired on the same examples. "
+            + (
+                "Prompts carry k demonstrations from the corpus's training split, the same for every model; "
+                "the zero-shot evaluation follows."
+                if few
+                else ""
+            ),
+            "",
+        ]
+        lines += _task_table(stats, labels, headline) + _aggregate_lines(stats, labels, "headline")
+    if zero_shot:
+        lines += ["", "## Zero-shot (no demonstrations)", ""]
+        lines += _task_table(stats, labels, zero_shot) + _aggregate_lines(stats, labels, "zero_shot")
+    caps = _caps(results, base, tasks)
+    if caps:
+        lines += ["", caps]
+    if stats["plans"]:
+        lines += [
+            "",
+            "## Plans executed in the world",
+            "",
+            "Fraction of generated plans (of those whose scene is known):",
+            "",
+        ]
+        header = ["task", "measure", "n", *labels] + [f"{label} − {base}" for label in labels[1:]]
+        lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for task, measures in stats["plans"].items():
+            for key, name in _PLAN_MEASURES:
+                if key not in measures:
+                    continue
+                entry = measures[key]
+                n = entry[base]["score"]["n"]
+                cells = [task, name, str(n)] + [_interval(entry.get(label, {}).get("score")) for label in labels]
+                cells += [_signed(entry.get(label, {}).get("difference")) for label in labels[1:]]
+                lines.append("| " + " | ".join(cells) + " |")
+    if stats["perplexity"]:
+        lines += [
+            "",
+            "## Perplexity on held-out general text",
+            "",
+            "Token-weighted e^NLL (lower is better) [95% interval, documents resampled]; 2^NLL is what E2WM reported.",
+            "",
+            "| model | documents | tokens | e^NLL | 2^NLL | change vs base |",
+            "|---|---|---|---|---|---|",
+        ]
         for label in labels:
+            entry = stats["perplexity"][label]
             extra = results[label]["tasks"]["perplexity"]["extra"]
+            change = "reference" if label == base else _signed(entry["change"], digits=1, percent=True)
             lines.append(
-                f"| {label} | {extra['perplexity_e']:.3f} | {extra['perplexity_2']:.3f} | {_relative(extra['perplexity_e'], base_ppl)} |"
+                f"| {label} | {entry['documents']} | {entry['tokens']} | {_interval(entry['perplexity'], 2)} | "
+                f"{extra['perplexity_2']:.2f} | {change} |"
             )
-    lines += ["", "![per-task results](tasks.png)", ""]
-    if all("perplexity" in results[label]["tasks"] for label in labels):
+    lines += ["", _method(resamples, seed), ""]
+    if tasks:
+        lines += ["![per-task results](tasks.png)", ""]
+    if stats["perplexity"]:
         lines += ["![perplexity retention](perplexity.png)", ""]
     report = out / "report.md"
     atomic_write_text(report, "\n".join(lines))
-    _plots(out, results, tasks)
+    _plots(out, stats, labels, headline, zero_shot)
     return report
 
 
-def _plots(out: Path, results: dict[str, dict[str, Any]], tasks: list[str]) -> None:
+def _tick(task: str, n: int) -> str:
+    name = task.removesuffix("_zero_shot").replace("_", "\n", 2)
+    return f"{name}\nn={n}"
+
+
+def _plots(out: Path, stats: Mapping[str, Any], labels: list[str], headline: list[str], zero_shot: list[str]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    labels = list(results)
     colours = ["#9e9e9e", "#4c72b0", "#dd8452", "#55a868", "#c44e52"]
-    if tasks:
-        fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(tasks) + 2), 4))
+    panels = [(tasks, name) for tasks, name in ((headline, "few-shot (headline)"), (zero_shot, "zero-shot")) if tasks]
+    if panels:
+        width_tasks = max(len(tasks) for tasks, _ in panels)
+        fig, axes = plt.subplots(
+            len(panels), 1, figsize=(max(6, 1.1 * width_tasks + 2), 4 * len(panels)), squeeze=False
+        )
         width = 0.8 / len(labels)
-        for i, label in enumerate(labels):
-            values = [results[label]["tasks"].get(t, {}).get("value", 0.0) for t in tasks]
-            ax.bar(
-                [x + i * width for x in range(len(tasks))], values, width, label=label, color=colours[i % len(colours)]
-            )
-        ax.set_xticks([x + width * (len(labels) - 1) / 2 for x in range(len(tasks))])
-        ax.set_xticklabels([t.replace("_", "\n", 2) for t in tasks], fontsize=7)
-        ax.set_ylabel("score (higher is better)")
-        ax.set_ylim(0, 1)
-        ax.set_title("Embodied tasks")
-        ax.legend()
+        for ax, (tasks, name) in zip(axes[:, 0], panels, strict=True):
+            for i, label in enumerate(labels):
+                entries = [stats["tasks"][t]["labels"].get(label, {}).get("score") for t in tasks]
+                values = [e["estimate"] if e else 0.0 for e in entries]
+                errors = [
+                    [e["estimate"] - e["low"] if e else 0.0 for e in entries],
+                    [e["high"] - e["estimate"] if e else 0.0 for e in entries],
+                ]
+                ax.bar(
+                    [x + i * width for x in range(len(tasks))], values, width, yerr=errors, capsize=3, label=label,
+                    color=colours[i % len(colours)],
+                )  # fmt: skip
+            ax.set_xticks([x + width * (len(labels) - 1) / 2 for x in range(len(tasks))])
+            ax.set_xticklabels([_tick(t, stats["tasks"][t]["n"]) for t in tasks], fontsize=7)
+            ax.set_ylabel("score (higher is better)")
+            ax.set_ylim(0, 1.05)
+            ax.set_title(f"Embodied tasks, {name}: score with 95% interval")
+            ax.legend()
         fig.tight_layout()
         fig.savefig(out / "tasks.png", dpi=120)
         plt.close(fig)
-    if all("perplexity" in results[label]["tasks"] for label in labels):
-        values = [results[label]["tasks"]["perplexity"]["extra"]["perplexity_e"] for label in labels]
+    if stats["perplexity"]:
+        entries = [stats["perplexity"][label]["perplexity"] for label in labels]
+        values = [e["estimate"] for e in entries]
+        errors = [[e["estimate"] - e["low"] for e in entries], [e["high"] - e["estimate"] for e in entries]]
         fig, ax = plt.subplots(figsize=(5, 3.5))
-        ax.bar(labels, values, color=[colours[i % len(colours)] for i in range(len(labels))])
-        for i, value in enumerate(values):
-            ax.text(
-                i,
-                value,
-                f"{value:.2f}\n({(value - values[0]) / values[0] * 100:+.1f}%)",
-                ha="center",
-                va="bottom",
-                fontsize=8,
-            )
+        ax.bar(labels, values, yerr=errors, capsize=4, color=[colours[i % len(colours)] for i in range(len(labels))])
+        for i, label in enumerate(labels):
+            change = stats["perplexity"][label]["change"]
+            text = f"{values[i]:.2f}" + (f"\n({change['estimate'] * 100:+.1f}%)" if change else "")
+            ax.text(i, entries[i]["high"], text, ha="center", va="bottom", fontsize=8)
         ax.set_ylabel("perplexity e^NLL (lower is better)")
-        ax.set_title("General text: perplexity retention")
-        ax.set_ylim(0, max(values) * 1.25)
+        ax.set_title("General text: perplexity with 95% interval")
+        ax.set_ylim(0, max(e["high"] for e in entries) * 1.3)
         fig.tight_layout()
         fig.savefig(out / "perplexity.png", dpi=120)
         plt.close(fig)
 
 
+# ---------------------------------------------------------------------------------------------- model cards
 def card_eval_results(results: dict[str, Any], dataset_id: str, dataset_name: str = "e2wm experiences") -> list[Any]:
-    """``huggingface_hub.EvalResult`` entries (model-index) for one label's results."""
+    """``huggingface_hub.EvalResult`` entries (model-index) for one label's results: the measured values
+    only (the intervals go in the card's text)."""
     from huggingface_hub import EvalResult
 
     entries = []
     for task, result in results["tasks"].items():
         metric = result["metric"]
+        settings = result.get("settings", {})
+        config = settings.get("config", task)
+        name = _PRETTY.get(metric, metric)
+        if settings.get("shots") is not None:  # few-shot and zero-shot results of one config stay apart
+            name = f"{name}, {settings['shots']}-shot"
         entries.append(
             EvalResult(
                 task_type="text-generation",
                 dataset_type=dataset_id,
                 dataset_name=dataset_name,
-                dataset_config=None if task == "perplexity" else task,
+                dataset_config=None if task == "perplexity" else config,
                 metric_type=metric,
-                metric_name=_PRETTY.get(metric, metric),
+                metric_name=name,
                 metric_value=round(float(result["value"]), 4),
                 task_name=task,
             )
@@ -159,14 +455,55 @@ def card_eval_results(results: dict[str, Any], dataset_id: str, dataset_name: st
     return entries
 
 
-def update_model_card(folder: str | Path, results: dict[str, Any], dataset_id: str, model_name: str) -> None:
-    """Add the results to the model card (README.md) of an adapter folder as ``model-index`` entries."""
+_CARD_START, _CARD_END = "<!-- e2wm evaluation -->", "<!-- /e2wm evaluation -->"
+
+
+def _card_section(results: dict[str, Any], base: dict[str, Any] | None, resamples: int, seed: int) -> str:
+    labels = {"base": base, "model": results} if base is not None else {"model": results}
+    stats = report_statistics(labels, resamples, seed)
+    lines = [_CARD_START, "## Evaluation (e2wm)", ""]
+    diff = base is not None
+    lines += ["| task | metric | k | n | score [95% CI] |" + (" vs base [paired 95% CI] |" if diff else "")]
+    lines += ["|---|---|---|---|---|" + ("---|" if diff else "")]
+    for task, entry in stats["tasks"].items():
+        mine = entry["labels"].get("model", {})
+        shots = "—" if entry.get("shots") is None else str(entry["shots"])
+        cells = [task, _PRETTY.get(entry["metric"], entry["metric"]), shots, _n(entry), _interval(mine.get("score"))]
+        if diff:
+            cells.append(_signed(mine.get("difference")))
+        lines.append("| " + " | ".join(cells) + " |")
+    if "model" in stats["perplexity"]:
+        entry = stats["perplexity"]["model"]
+        line = f"Perplexity on held-out general text: {_interval(entry['perplexity'], 2)} ({entry['tokens']} tokens in {entry['documents']} documents)"
+        if entry.get("change"):
+            line += f", {_signed(entry['change'], digits=1, percent=True)} vs base"
+        lines += ["", line + "."]
+    lines += ["", _method(resamples, seed), _CARD_END]
+    return "\n".join(lines)
+
+
+def update_model_card(
+    folder: str | Path,
+    results: dict[str, Any],
+    dataset_id: str,
+    model_name: str,
+    base: dict[str, Any] | None = None,
+    resamples: int = RESAMPLES,
+    seed: int = 0,
+) -> None:
+    """Add the results to the model card (README.md) of an adapter folder: ``model-index`` entries (the
+    measured values) and an evaluation section with n and 95% intervals (and, with the ``base`` model's
+    results, the paired differences), replacing the section an earlier call wrote."""
     from huggingface_hub import ModelCard, ModelCardData
 
     path = Path(folder) / "README.md"
-    card = ModelCard(path.read_text(encoding="utf-8")) if path.exists() else ModelCard("---\n---\n")
+    card = ModelCard(path.read_text(encoding="utf-8") if path.exists() else "---\n{}\n---\n")
     data = card.data if isinstance(card.data, ModelCardData) else ModelCardData(**card.data.to_dict())
     data.model_name = data.model_name or model_name
     data.eval_results = card_eval_results(results, dataset_id)
     card.data = data
+    text = card.text
+    if _CARD_START in text and _CARD_END in text:
+        text = text[: text.index(_CARD_START)].rstrip("\n") + text[text.index(_CARD_END) + len(_CARD_END) :]
+    card.text = text.rstrip("\n") + "\n\n" + _card_section(results, base, resamples, seed) + "\n"
     atomic_write_text(path, str(card))

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from e2wm.evaluation.distributed import Processes
+from e2wm.evaluation.provenance import model_provenance
 from e2wm.evaluation.suite import PlanContext, evaluate_model
 from e2wm.evaluation.tasks import EvalTask, tasks_from_corpus, tasks_from_files
 from e2wm.experience.goals import Goal
@@ -31,7 +33,23 @@ class EvalConfig:
     )
     corpus: str = field(default="e2wm/experiences", metadata={"help": "corpus folder or Hub dataset id"})
     split: str = field(default="test", metadata={"help": "corpus split"})
-    limit: int | None = field(default=None, metadata={"help": "at most N examples per task (default: all)"})
+    limit: int | None = field(default=None, metadata={"help": "at most N examples per generation task (default: all)"})
+    mc_limit: int | None = field(
+        default=None, metadata={"help": "at most N examples per multiple-choice task (default: all; scoring is cheap)"}
+    )
+    shots: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "demonstrations per prompt, from training data: K for every task or TASK=K (several allowed; "
+            "default: 2 for plans, 4 for counting, 2 for the others)"
+        },
+    )
+    zero_shot: bool = field(
+        default=True, metadata={"help": "also evaluate each task without demonstrations, as <task>_zero_shot"}
+    )
+    demo_seed: int = field(
+        default=0, metadata={"help": "seed of the demonstrations' choice (the same for every model)"}
+    )
     batch_size: int = field(default=8, metadata={"help": "sequences per forward pass"})
     num_beams: int = field(default=1, metadata={"help": "1: greedy; the paper used 4 for plans"})
     max_new_tokens: int = field(default=64, metadata={"help": "longest generated answer, in tokens"})
@@ -58,8 +76,13 @@ class EvalConfig:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         if self.perplexity_max_length < 2:
             raise ValueError("--perplexity-max-length must be at least 2 (one predicted token)")
-        if self.limit is not None and self.limit < 1:
-            raise ValueError(f"--limit must be at least 1 (or unset for every example), got {self.limit}")
+        for name in ("limit", "mc_limit"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                flag = name.replace("_", "-")
+                raise ValueError(f"--{flag} must be at least 1 (or unset for every example), got {getattr(self, name)}")
+        from e2wm.evaluation.demonstrations import parse_shots
+
+        parse_shots(self.shots, self.tasks)  # fail now on a malformed K or TASK=K
         parse_metrics(self.metric)  # fail now on a malformed STEM=METRIC
         check_task_names(self.tasks)
 
@@ -68,8 +91,9 @@ class EvalConfig:
         return parse_metrics(self.metric)
 
 
-def load_model(config: EvalConfig) -> tuple[Any, Any]:
-    """The model (+ adapter) of ``config`` in eval mode, and its tokenizer (``e2wm.models.load_causal_lm``)."""
+def load_model(config: EvalConfig, device: str | None = None) -> tuple[Any, Any]:
+    """The model (+ adapter) of ``config`` in eval mode, and its tokenizer (``e2wm.models.load_causal_lm``),
+    on ``config.device``, else ``device`` (a distributed rank's), else cuda when available."""
     from e2wm.models import load_causal_lm
 
     return load_causal_lm(
@@ -78,7 +102,7 @@ def load_model(config: EvalConfig) -> tuple[Any, Any]:
         dtype=config.dtype,
         quantization=config.quantization,
         trust_remote_code=config.trust_remote_code,
-        device=config.device or "auto",
+        device=config.device or device or "auto",
     )
 
 
@@ -131,9 +155,18 @@ def check_task_names(names: Sequence[str]) -> None:
 def _tasks(config: EvalConfig) -> list[EvalTask]:
     tasks: list[EvalTask] = []
     if config.tasks:
-        tasks += tasks_from_corpus(config.corpus, config.tasks, config.split, config.limit)
+        tasks += tasks_from_corpus(
+            config.corpus,
+            config.tasks,
+            config.split,
+            config.limit,
+            config.mc_limit,
+            config.shots,
+            config.zero_shot,
+            config.demo_seed,
+        )
     if config.task_files:
-        tasks += tasks_from_files(config.task_files, config.metrics, config.limit)
+        tasks += tasks_from_files(config.task_files, config.metrics, config.limit, config.mc_limit)
     return tasks
 
 
@@ -143,15 +176,17 @@ def run_evaluation(
     on_task: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Evaluate one model (+ adapter) on the configured tasks; returns its results. ``on_task(name)`` is
-    called as each task starts."""
+    called as each task starts. Under ``accelerate launch`` every process runs this; each scores a share
+    of every task and the main process writes (:class:`~e2wm.evaluation.distributed.Processes`)."""
+    processes = Processes.current()
     tasks = _tasks(config)
     if not tasks and not config.perplexity_text:
         raise ValueError("nothing to evaluate: give --tasks, --task-files, or perplexity documents")
     documents = read_documents(config.perplexity_text) if config.perplexity_text else []
-    model, tokenizer = model_and_tokenizer or load_model(config)
+    model, tokenizer = model_and_tokenizer or load_model(config, processes.device)
     context = plan_context_from_corpus(config.corpus, config.split) if config.tasks else None
     label = config.label or (Path(config.adapter).name if config.adapter else "base")
-    info = {"model": config.model, "adapter": config.adapter}
+    info = model_provenance(config.model, config.adapter, config.dtype, config.quantization)
     return evaluate_model(
         model,
         tokenizer,
@@ -167,6 +202,7 @@ def run_evaluation(
         info=info,
         progress=config.progress,
         on_task=on_task,
+        processes=processes,
     )
 
 

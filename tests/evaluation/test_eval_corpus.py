@@ -20,7 +20,8 @@ def tiny_model(tmp_path_factory):
 def test_tasks_from_the_corpus(corpus):
     folder, _ = corpus
     tasks = {
-        t.name: t for t in tasks_from_corpus(str(folder), ["counting_qa", "plan_generation_vanilla_unseen"], limit=5)
+        t.name: t
+        for t in tasks_from_corpus(str(folder), ["counting_qa", "plan_generation_vanilla_unseen"], limit=5, mc_limit=5)
     }
     assert tasks["counting_qa"].kind == "multiple_choice" and tasks["counting_qa"].metric == "accuracy_normalised"
     assert len(tasks["counting_qa"].examples) == 5 and tasks["counting_qa"].examples[0]["choices"] == [
@@ -41,7 +42,7 @@ def test_reference_plans_execute_in_the_corpus_scenes(corpus):
 
     folder, _ = corpus
     context = plan_context_from_corpus(str(folder), "test")
-    (task,) = tasks_from_corpus(str(folder), ["plan_generation_vanilla_unseen"])
+    (task,) = tasks_from_corpus(str(folder), ["plan_generation_vanilla_unseen"], zero_shot=False)
     reached = 0
     for example in task.examples:
         scene, goal = context(example["scene_id"], example["episode_id"])
@@ -54,8 +55,8 @@ def test_eval_command_end_to_end(corpus, tiny_model, tmp_path, capsys):
     text = tmp_path / "general.txt"
     text.write_text("The cat sat on the mat in the kitchen.\nAlice opened the fridge and took the milk.\n")
     argv = ["eval", "--model", tiny_model, "--tasks", "counting_qa,plan_generation_vanilla_unseen,object_location_qa",
-            "--corpus", str(folder), "--limit", "4", "--out", str(tmp_path / "eval"), "--perplexity-text", str(text),
-            "--max-new-tokens", "8", "--quiet"]  # fmt: skip
+            "--corpus", str(folder), "--limit", "4", "--mc-limit", "4", "--no-zero-shot", "--out", str(tmp_path / "eval"),
+            "--perplexity-text", str(text), "--max-new-tokens", "8", "--quiet"]  # fmt: skip
     assert main(argv) == 0
     out = capsys.readouterr().out
     results = json.loads((tmp_path / "eval" / "base" / "results.json").read_text())

@@ -1,4 +1,5 @@
-"""The evaluation suite resumes per task; the report and the model card show the results."""
+"""The evaluation suite resumes per task but never reuses a stale result; the report and the model card
+show every score with its n and interval, and differences paired against the base."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import json
 import pytest
 
 import e2wm.evaluation.suite as suite
-from e2wm.evaluation.report import update_model_card, write_report
+from e2wm.evaluation.metrics import rouge_l, rouge_l_scores
+from e2wm.evaluation.report import ReportError, update_model_card, write_report
 from e2wm.evaluation.tasks import tasks_from_files
 from tests.tiny import sample_documents, tiny_llama, tiny_tokenizer
 
@@ -18,83 +20,215 @@ def model_and_tokenizer():
     return tiny_llama(tok, seed=4), tok
 
 
-def task_files(tmp_path):
+def task_files(tmp_path, questions=5):
     mc = tmp_path / "counting_qa.json"
     mc.write_text(
         "\n".join(
             json.dumps(
                 {
                     "input": f"Alice puts {k} cups on the table. How many?\nAnswer:",
-                    "answer": str(k),
+                    "answer": str(k % 5),
                     "answer_list": ["0", "1", "2", "3", "4"],
                 }
             )
-            for k in range(5)
+            for k in range(questions)
         )
     )
     gen = tmp_path / "plan_generation_vanilla_seen.json"
     gen.write_text(
-        "\n".join(json.dumps({"input": "Q: How to drink?\nA:", "ref": "Walk to kitchen. Grab cup."}) for _ in range(3))
+        "\n".join(
+            json.dumps({"input": f"Q: How to drink {i}?\nA:", "ref": "Walk to kitchen. Grab cup."}) for i in range(3)
+        )
     )
     return [mc, gen]
 
 
-def test_evaluation_writes_each_task_and_resumes(model_and_tokenizer, tmp_path, monkeypatch):
+def test_evaluation_stores_per_example_scores_and_resumes(model_and_tokenizer, tmp_path, monkeypatch):
     model, tok = model_and_tokenizer
     tasks = tasks_from_files(task_files(tmp_path))
     docs = sample_documents(5, seed=1)
-    first = suite.evaluate_model(model, tok, tasks, tmp_path / "out", "base", perplexity_documents=docs, progress=False)
+    info = {"model": "tiny", "model_weights": "w1", "adapter": None, "adapter_weights": None}
+    run = {"perplexity_documents": docs, "progress": False, "max_new_tokens": 4, "info": info}
+    first = suite.evaluate_model(model, tok, tasks, tmp_path / "out", "base", **run)
     assert set(first["tasks"]) == {"counting_qa", "plan_generation_vanilla_seen", "perplexity"}
-    assert first["tasks"]["counting_qa"]["n"] == 5 and 0 <= first["tasks"]["counting_qa"]["value"] <= 1
-    assert first["tasks"]["perplexity"]["extra"]["perplexity_2"] < first["tasks"]["perplexity"]["extra"]["perplexity_e"]
+    counting = first["tasks"]["counting_qa"]
+    assert counting["n"] == 5 and counting["per_example"]["id"] == [f"counting_qa-{i}" for i in range(1, 6)]
+    assert set(counting["per_example"]["score"]) <= {0.0, 1.0}
+    assert counting["value"] == pytest.approx(sum(counting["per_example"]["score"]) / 5)
+    plan = first["tasks"]["plan_generation_vanilla_seen"]
+    assert len(plan["per_example"]["score"]) == 3 and plan["value"] == pytest.approx(
+        sum(plan["per_example"]["score"]) / 3
+    )
+    ppl = first["tasks"]["perplexity"]
+    assert len(ppl["per_document"]["nll"]) == 5 and sum(ppl["per_document"]["tokens"]) == ppl["settings"]["tokens"]
+    assert ppl["extra"]["perplexity_2"] < ppl["extra"]["perplexity_e"]
     saved = json.loads((tmp_path / "out" / "base" / "counting_qa.json").read_text())
-    assert len(saved["predictions"]) == 5
+    assert len(saved["predictions"]) == 5 and saved["provenance"]["model_weights"] == "w1"
+
     calls = []
     original = suite.run_task
     monkeypatch.setattr(suite, "run_task", lambda *a, **k: calls.append(a[2].name) or original(*a, **k))
     (tmp_path / "out" / "base" / "plan_generation_vanilla_seen.json").unlink()  # as if killed during this task
     started = []
-    second = suite.evaluate_model(
-        model, tok, tasks, tmp_path / "out", "base", perplexity_documents=docs, progress=False, on_task=started.append
-    )
+    second = suite.evaluate_model(model, tok, tasks, tmp_path / "out", "base", on_task=started.append, **run)
     assert calls == ["plan_generation_vanilla_seen"], "finished tasks are not run again"
     assert started == ["plan_generation_vanilla_seen"], "the caller hears of the tasks that run"
     assert second["tasks"]["counting_qa"] == first["tasks"]["counting_qa"]
 
 
-def fake_results(scale):
+def test_a_result_of_other_settings_is_recomputed_not_reused(model_and_tokenizer, tmp_path, monkeypatch, caplog):
+    """Issue 14: a task counted as done when its file existed, so another model, adapter or cap written into
+    the same folder returned the old numbers."""
+    model, tok = model_and_tokenizer
+    files = task_files(tmp_path)
+    info = {"model": "tiny", "model_weights": "w1", "adapter": "a", "adapter_weights": "sha-1"}
+    run = {"progress": False, "max_new_tokens": 2}
+    suite.evaluate_model(model, tok, tasks_from_files(files), tmp_path / "out", "x", info=info, **run)
+    calls = []
+    original = suite.run_task
+    monkeypatch.setattr(suite, "run_task", lambda *a, **k: calls.append(a[2].name) or original(*a, **k))
+
+    suite.evaluate_model(model, tok, tasks_from_files(files), tmp_path / "out", "x", info=info, **run)
+    assert calls == [], "the same settings reuse every result"
+    retrained = {**info, "adapter_weights": "sha-2"}  # the adapter folder was trained again
+    with caplog.at_level("WARNING", logger="e2wm.evaluation.suite"):
+        suite.evaluate_model(model, tok, tasks_from_files(files), tmp_path / "out", "x", info=retrained, **run)
+    assert calls == ["counting_qa", "plan_generation_vanilla_seen"]
+    assert "adapter_weights differ" in caplog.text and "recomputing" in caplog.text
+    calls.clear()
+    fewer = tasks_from_files(files, mc_limit=3)  # another cap: other examples
+    suite.evaluate_model(model, tok, fewer, tmp_path / "out", "x", info=retrained, **run)
+    assert calls == ["counting_qa"]
+    calls.clear()
+    suite.evaluate_model(model, tok, fewer, tmp_path / "out", "x", info=retrained, **{**run, "max_new_tokens": 3})
+    assert calls == ["plan_generation_vanilla_seen"], "generation settings count for generation tasks only"
+    stored = json.loads((tmp_path / "out" / "x" / "counting_qa.json").read_text())
+    assert stored["n"] == 3 and stored["provenance"]["adapter_weights"] == "sha-2"
+
+    (tmp_path / "out" / "x" / "counting_qa.json").write_text(json.dumps({**stored, "provenance": None}))
+    calls.clear()
+    suite.evaluate_model(model, tok, fewer, tmp_path / "out", "x", info=retrained, **{**run, "max_new_tokens": 3})
+    assert calls == ["counting_qa"], "a result without its settings (an older e2wm) is recomputed"
+
+
+def test_caps_apply_to_their_kind_only(tmp_path):
+    tasks = {t.name: t for t in tasks_from_files(task_files(tmp_path, questions=7), limit=2)}
+    assert len(tasks["counting_qa"].examples) == 7, "--limit caps generation tasks only"
+    assert len(tasks["plan_generation_vanilla_seen"].examples) == 2
+    assert tasks["plan_generation_vanilla_seen"].settings == {"cap": 2, "available": 3, "shots": None, "headline": True}
+    tasks = {t.name: t for t in tasks_from_files(task_files(tmp_path, questions=7), mc_limit=4)}
+    assert len(tasks["counting_qa"].examples) == 4 and len(tasks["plan_generation_vanilla_seen"].examples) == 3
+
+
+def test_rouge_l_per_example_scores_average_to_the_metric():
+    predictions = ["Walk to kitchen. Grab cup.", "walk to kitchen grab the cup", "sofa"]
+    references = ["Walk to kitchen. Grab cup.", "walk to kitchen grab a cup", "kitchen"]
+    scores = rouge_l_scores(predictions, references)
+    assert scores == pytest.approx([1.0, 5 / 6, 0.0])
+    assert sum(scores) / 3 == pytest.approx(rouge_l(predictions, references))
+
+
+def fake_results(correct, rouge, ppl_nll, shots=2, ids=None):
+    """One label's results: counting (0/1 per question), plans (Rouge-L per plan), perplexity per document."""
+    ids = ids or [f"c{i}" for i in range(len(correct))]
+    plan_ids = [f"p{i}" for i in range(len(rouge))]
+    mc = {"kind": "multiple_choice", "cap": None, "available": len(correct), "headline": True, "shots": shots}
+    gen = {"kind": "generation", "cap": len(rouge), "available": 50, "headline": True, "shots": shots}
     return {
         "label": "x",
         "tasks": {
-            "counting_qa": {"metric": "accuracy_normalised", "value": 0.2 * scale, "n": 10, "settings": {}, "extra": {}},
-            "plan_generation_vanilla_seen": {
-                "metric": "rouge_l", "value": 0.3 * scale, "n": 10, "settings": {},
-                "extra": {"plan_executable": 0.1 * scale, "plan_reached": 0.05 * scale, "plans_executed": 10.0},
+            "counting_qa": {
+                "metric": "accuracy_normalised", "value": sum(correct) / len(correct), "n": len(correct),
+                "settings": {**mc, "config": "counting_qa"}, "extra": {},
+                "per_example": {"id": ids, "score": correct},
             },
-            "perplexity": {"metric": "perplexity", "value": 7.0 + scale, "n": 5, "settings": {},
-                           "extra": {"nll": 2.0, "perplexity_e": 7.0 + scale, "perplexity_2": 4.0 + scale}},
+            "plan_generation_vanilla_seen": {
+                "metric": "rouge_l", "value": sum(rouge) / len(rouge), "n": len(rouge),
+                "settings": {**gen, "config": "plan_generation_vanilla_seen"},
+                "extra": {"plan_executable": 0.5, "plan_reached": 0.0, "plans_executed": 4.0},
+                "per_example": {"id": plan_ids, "score": rouge, "plan_executable": [1.0, 0.0, 1.0, 0.0, None, None],
+                                "plan_reached": [0.0, 0.0, 0.0, 0.0, None, None]},
+            },
+            "counting_qa_zero_shot": {
+                "metric": "accuracy_normalised", "value": 0.5, "n": 4,
+                "settings": {**mc, "available": 4, "config": "counting_qa", "shots": 0, "headline": False},
+                "extra": {}, "per_example": {"id": ["c0", "c1", "c2", "c3"], "score": [1.0, 0.0, 1.0, 0.0]},
+            },
+            "perplexity": {
+                "metric": "perplexity", "value": 7.0, "n": 4, "settings": {"tokens": 40},
+                "extra": {"nll": 2.0, "perplexity_e": 7.0, "perplexity_2": 4.0},
+                "per_document": {"nll": ppl_nll, "tokens": [10, 10, 10, 10]},
+            },
         },
     }  # fmt: skip
 
 
-def test_report_table_plots_and_relative_change(tmp_path):
-    results = {"base": fake_results(1.0), "lora": fake_results(2.0), "ewc_lora": fake_results(1.5)}
-    report = write_report(tmp_path, results)
+BASE = fake_results([0.0] * 30 + [1.0] * 10, [0.1, 0.2, 0.1, 0.2, 0.1, 0.2], [20.0, 21.0, 19.0, 20.0])
+LORA = fake_results([0.0] * 5 + [1.0] * 35, [0.6, 0.7, 0.6, 0.7, 0.6, 0.7], [26.0, 27.0, 25.0, 26.0])
+EWC = fake_results([0.0] * 29 + [1.0] * 11, [0.1, 0.2, 0.1, 0.2, 0.1, 0.25], [20.1, 21.0, 19.1, 20.0])
+
+
+def test_report_shows_intervals_paired_differences_and_the_aggregate(tmp_path):
+    report = write_report(tmp_path, {"base": BASE, "lora": LORA, "ewc_lora": EWC}, resamples=500)
     text = report.read_text()
-    assert "| counting_qa | accuracy (length-normalised) | 10 | 0.200 | 0.400 | 0.300 | +100.0% | +50.0% |" in text
-    assert "| ewc_lora | 8.500 | 5.500 | +6.2% |" in text
-    assert "plan_reached" not in text and "| plan_generation_vanilla_seen | reached |" in text
-    for name in ("tasks.png", "perplexity.png", "results.json"):
-        assert (tmp_path / name).stat().st_size > 1000 or name == "results.json"
-    assert json.loads((tmp_path / "results.json").read_text())["labels"]["lora"]["tasks"]["counting_qa"]["value"] == 0.4
+    row = next(line for line in text.splitlines() if line.startswith("| counting_qa |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[:4] == ["counting_qa", "accuracy (length-normalised)", "2", "40"]
+    assert cells[4].startswith("0.250 [") and cells[5].startswith("0.875 [")
+    assert cells[7].startswith("+0.625 [") and "CI includes 0" not in cells[7], "a large paired gain is not ≈ 0"
+    assert cells[8].startswith("+0.025 [") and cells[8].endswith("≈ 0 (CI includes 0)"), "one more right of 40"
+    plan = next(line for line in text.splitlines() if line.startswith("| plan_generation_vanilla_seen | Rouge-L"))
+    assert "| 6 of 50 |" in plan, "a capped task says so"
+    assert "## Zero-shot (no demonstrations)" in text and "| counting_qa_zero_shot |" in text
+    assert "## Embodied tasks (headline: few-shot)" in text and "mean of tasks" not in text
+    assert "generation tasks at most 6 examples" in text and "multiple-choice tasks use every example" in text
+    assert "| plan_generation_vanilla_seen | executable | 4 |" in text, "plans executed: those with a scene"
+    ppl = next(line for line in text.splitlines() if line.startswith("| lora | 4 | 40 |"))
+    assert "+" in ppl.split("|")[-2] and "CI includes 0" not in ppl, "perplexity up on every document"
+
+    saved = json.loads((tmp_path / "results.json").read_text())
+    stats = saved["statistics"]
+    assert saved["labels"]["lora"]["tasks"]["counting_qa"]["value"] == 0.875
+    aggregate = stats["aggregate"]["headline"]["labels"]
+    # normalised change: counting (0.875 − 0.25)/(1 − 0.25) = 0.833, plans (0.65 − 0.15)/0.85 = 0.588
+    assert aggregate["lora"]["estimate"] == pytest.approx((0.625 / 0.75 + 0.5 / 0.85) / 2)
+    assert aggregate["lora"]["low"] > 0 and aggregate["ewc_lora"]["low"] <= 0 < aggregate["ewc_lora"]["high"]
+    assert stats["perplexity"]["base"]["tokens"] == 40 and stats["perplexity"]["lora"]["change"]["low"] > 0
+    assert saved["statistics_settings"]["resamples"] == 500
+    for name in ("tasks.png", "perplexity.png"):
+        assert (tmp_path / name).stat().st_size > 1000
+    again = write_report(tmp_path / "again", {"base": BASE, "lora": LORA, "ewc_lora": EWC}, resamples=500)
+    assert again.read_text() == text, "seeded: the same report twice"
 
 
-def test_results_go_into_the_model_card_as_model_index(tmp_path):
+def test_differences_on_other_examples_are_marked_unpaired(tmp_path):
+    other = fake_results([1.0] * 40, [0.1] * 6, [20.0] * 4, ids=[f"d{i}" for i in range(40)])
+    text = write_report(tmp_path, {"base": BASE, "other": other}, resamples=200).read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| counting_qa |"))
+    assert "(unpaired: different examples)" in row
+    assert "some task was not evaluated on the same examples" in text
+
+
+def test_results_without_per_example_scores_are_refused(tmp_path):
+    old = json.loads(json.dumps(BASE))
+    del old["tasks"]["counting_qa"]["per_example"]
+    with pytest.raises(ReportError, match=r"base/counting_qa has no per-example scores.*evaluate again"):
+        write_report(tmp_path, {"base": old, "lora": LORA})
+
+
+def test_results_go_into_the_model_card_as_model_index_and_intervals(tmp_path):
     (tmp_path / "README.md").write_text("---\nlicense: apache-2.0\n---\n# my adapter\n")
-    update_model_card(tmp_path, fake_results(1.0), "e2wm/experiences", "my-adapter")
+    update_model_card(tmp_path, LORA, "e2wm/experiences", "my-adapter", base=BASE, resamples=200)
+    update_model_card(tmp_path, LORA, "e2wm/experiences", "my-adapter", base=BASE, resamples=200)  # replaces
     card = (tmp_path / "README.md").read_text()
     assert "model-index:" in card and "name: my-adapter" in card and "counting_qa" in card and "# my adapter" in card
+    assert card.count("## Evaluation (e2wm)") == 1
+    assert "| counting_qa | accuracy (length-normalised) | 2 | 40 | 0.875 [" in card and "+0.625 [" in card
     from huggingface_hub import ModelCard
 
     data = ModelCard(card).data
-    assert len(data.eval_results) == 3 and data.license == "apache-2.0"
+    assert len(data.eval_results) == 4 and data.license == "apache-2.0"
+    values = {r.metric_name: r.metric_value for r in data.eval_results}
+    assert values["accuracy (length-normalised), 2-shot"] == 0.875, "model-index holds the measured value only"
+    assert values["accuracy (length-normalised), 0-shot"] == 0.5, "zero-shot stays apart from few-shot"
+    assert all(isinstance(v, float) for v in values.values())

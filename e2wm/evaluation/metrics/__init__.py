@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ROUGE_L_PATH", "path_score", "rouge_l"]
+__all__ = ["ROUGE_L_PATH", "path_score", "rouge_l", "rouge_l_scores"]
 
 #: Folder of the Rouge-L ``evaluate`` module: ``evaluate.load(ROUGE_L_PATH)`` works offline.
 ROUGE_L_PATH = str(Path(__file__).parent / "rouge_l")
@@ -21,6 +21,14 @@ def rouge_l(predictions: Sequence[str], references: Sequence[str]) -> float:
 
         _METRIC = evaluate.load(ROUGE_L_PATH)
     return float(_METRIC.compute(predictions=list(predictions), references=list(references))["rougeL"])
+
+
+def rouge_l_scores(predictions: Sequence[str], references: Sequence[str]) -> list[float]:
+    """The Rouge-L F-measure of each prediction (the module's scorer; their mean is :func:`rouge_l`)."""
+    from rouge_score import rouge_scorer
+
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    return [scorer.score(r, p)["rougeL"].fmeasure for p, r in zip(predictions, references, strict=True)]
 
 
 def path_score(prediction: str, reference: str) -> float:
