@@ -200,12 +200,31 @@ def _eval(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------- pipeline
 def _pipeline(args: argparse.Namespace) -> int:
+    from e2wm.locking import OutputFolderError
     from e2wm.pipeline import PipelineError, load_recipe, run_pipeline
 
     try:
         recipe = load_recipe(args.recipe)
         report = run_pipeline(recipe, args.out, progress=not args.quiet)
-    except PipelineError as err:
+    except (PipelineError, OutputFolderError) as err:
+        raise _InputError(str(err)) from None
+    print(f"Done: {report}")
+    return EXIT_OK
+
+
+def _frontier(args: argparse.Namespace) -> int:
+    from e2wm.frontier import run_frontier
+    from e2wm.locking import OutputFolderError
+    from e2wm.pipeline import PipelineError, load_recipe
+
+    try:
+        recipe = load_recipe(args.recipe)
+        if not recipe.frontier:
+            raise _InputError(
+                f"{args.recipe} has no 'frontier' section: add one (see recipes/frontier_quickstart.yaml)"
+            )
+        report = run_frontier(recipe, args.out, progress=not args.quiet)
+    except (PipelineError, OutputFolderError) as err:
         raise _InputError(str(err)) from None
     print(f"Done: {report}")
     return EXIT_OK
@@ -405,6 +424,20 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     pipe.add_argument("--out", required=True, help="run folder (resumed if it exists)")
     pipe.add_argument("--quiet", action="store_true", help="no progress bar")
     pipe.set_defaults(func=_pipeline)
+
+    front = commands.add_parser(
+        "frontier",
+        help="the learning-forgetting frontier: LoRA, EWC-LoRA and L2 over a λ grid, OSF and replay, evaluated alike",
+        description="Train and evaluate every point of a recipe's `frontier` section on the same corpus, seed, steps "
+        "and data order, then plot the embodied gain (few-shot) against the perplexity change with intervals and the "
+        "Pareto front (OUT/frontier/). Resumes; points a pipeline already trained in OUT are reused.",
+    )
+    front.add_argument(
+        "--recipe", required=True, help="recipe with a frontier section (recipes/frontier_quickstart.yaml)"
+    )
+    front.add_argument("--out", required=True, help="run folder (resumed if it exists; may be a pipeline's)")
+    front.add_argument("--quiet", action="store_true", help="no progress bar")
+    front.set_defaults(func=_frontier)
 
     fisher = commands.add_parser(
         "fisher",

@@ -46,7 +46,7 @@ from tqdm.auto import tqdm
 from e2wm.arguments import RecipeError, check_mapping, from_mapping
 from e2wm.utils import atomic_write_text
 
-__all__ = ["STAGES", "PipelineError", "Recipe", "load_recipe", "run_pipeline"]
+__all__ = ["PIPELINE", "STAGES", "PipelineError", "Recipe", "Stage", "load_recipe", "run_pipeline", "run_stages"]
 
 STAGES = (
     "model",
@@ -255,6 +255,10 @@ def load_recipe(path: str | Path) -> Recipe:
         _check_recipe(recipe)
     except RecipeError as err:
         raise PipelineError(str(err)) from None
+    if recipe.frontier:
+        from e2wm.frontier import check_frontier_recipe
+
+        check_frontier_recipe(recipe)
     return recipe
 
 
@@ -300,12 +304,17 @@ def _stage_corpus(run: _Run) -> None:
 
 
 def general_text(run: _Run) -> tuple[Path, Path]:
-    """Disjoint general-text documents for the Fisher and for perplexity, as JSON Lines in the run."""
+    """Disjoint general-text documents for the Fisher and for perplexity, as JSON Lines in the run.
+
+    ``RUN/general_text/``: ``fisher.jsonl`` (the first ``fisher.num_docs``), ``heldout.jsonl`` (the last
+    ``evaluate.perplexity_docs``: never trained on, never in the Fisher) and ``replay.jsonl`` (everything in
+    between: the pool replay training draws from, disjoint from the held-out documents)."""
     from e2wm.evaluation.perplexity import general_text as prose
     from e2wm.evaluation.run import read_documents
 
-    fisher_file, heldout_file = run.path("general_text", "fisher.jsonl"), run.path("general_text", "heldout.jsonl")
-    if fisher_file.exists() and heldout_file.exists():
+    folder = run.path("general_text")
+    fisher_file, heldout_file, replay_file = folder / "fisher.jsonl", folder / "heldout.jsonl", folder / "replay.jsonl"
+    if fisher_file.exists() and heldout_file.exists() and replay_file.exists():
         return fisher_file, heldout_file
     source = run.recipe.fisher.get("text", GENERAL)
     count = int(run.recipe.fisher.get("num_docs", 32))
@@ -316,8 +325,13 @@ def general_text(run: _Run) -> tuple[Path, Path]:
             f"fisher.text has {len(docs)} documents; fisher.num_docs ({count}) + evaluate.perplexity_docs ({heldout}) "
             "must not exceed that (the two sets are disjoint)"
         )
-    atomic_write_text(fisher_file, "".join(json.dumps({"text": d}) + "\n" for d in docs[:count]))
-    atomic_write_text(heldout_file, "".join(json.dumps({"text": d}) + "\n" for d in docs[-heldout:]))
+
+    def write(path: Path, texts: list[str]) -> None:
+        atomic_write_text(path, "".join(json.dumps({"text": d}) + "\n" for d in texts))
+
+    write(fisher_file, docs[:count])
+    write(replay_file, docs[count : len(docs) - heldout])
+    write(heldout_file, docs[len(docs) - heldout :])
     return fisher_file, heldout_file
 
 
@@ -421,31 +435,41 @@ _RUNNERS: dict[str, Callable[[_Run], None]] = {
     "report": _stage_report,
 }
 
-# What each stage reads: recipe keys (top-level sections) and upstream stages. Its fingerprint hashes both.
-_DEPENDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "model": (("model",), ()),
-    "collect": (("seed", "collect"), ()),
-    "corpus": (("seed", "corpus"), ("collect",)),
-    "fisher": (("seed", "fisher", "evaluate.perplexity_docs", "train.lora_target_modules"), ("model",)),
-    "train_lora": (("seed", "train"), ("model", "corpus")),
-    "train_ewc_lora": (("seed", "train"), ("model", "corpus", "fisher")),
-    "eval_base": (("seed", "evaluate", "fisher.text", "fisher.num_docs"), ("model", "corpus")),
-    "eval_lora": (("seed", "evaluate", "fisher.text", "fisher.num_docs"), ("train_lora", "corpus")),
-    "eval_ewc_lora": (("seed", "evaluate", "fisher.text", "fisher.num_docs"), ("train_ewc_lora", "corpus")),
-    "report": (("name", "notes", "train"), ("eval_base", "eval_lora", "eval_ewc_lora")),
-}
-# What each stage writes (removed before it runs with another fingerprint), relative to the run folder.
-_OUTPUTS: dict[str, tuple[str, ...]] = {
-    "collect": ("episodes",),
-    "corpus": ("corpus",),
-    "fisher": ("fisher", "fisher.partial", "general_text"),
-    "train_lora": ("adapters/lora",),
-    "train_ewc_lora": ("adapters/ewc_lora",),
-    "eval_base": ("eval/base",),
-    "eval_lora": ("eval/lora",),
-    "eval_ewc_lora": ("eval/ewc_lora",),
-    "report": ("report",),
-}
+
+@dataclass(frozen=True)
+class Stage:
+    """One resumable step of a run: what it reads (recipe values and upstream stages, hashed into its
+    fingerprint, plus ``extra`` settings that are not in the recipe, such as a frontier point's λ) and what it
+    writes (removed before it runs with another fingerprint). Its runner is ``_RUNNERS[name]`` when there is one,
+    else ``run``."""
+
+    name: str
+    keys: tuple[str, ...]
+    upstream: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
+    extra: tuple[tuple[str, Any], ...] = ()
+    run: Callable[[_Run], None] | None = None
+
+
+_EVAL_KEYS = ("seed", "evaluate", "fisher.text", "fisher.num_docs")
+PIPELINE: tuple[Stage, ...] = (
+    Stage("model", ("model",)),
+    Stage("collect", ("seed", "collect"), (), ("episodes",)),
+    Stage("corpus", ("seed", "corpus"), ("collect",), ("corpus",)),
+    Stage(
+        "fisher",
+        ("seed", "fisher", "evaluate.perplexity_docs", "train.lora_target_modules"),
+        ("model",),
+        ("fisher", "fisher.partial", "general_text"),
+    ),
+    Stage("train_lora", ("seed", "train"), ("model", "corpus"), ("adapters/lora",)),
+    Stage("train_ewc_lora", ("seed", "train"), ("model", "corpus", "fisher"), ("adapters/ewc_lora",)),
+    Stage("eval_base", _EVAL_KEYS, ("model", "corpus"), ("eval/base",)),
+    Stage("eval_lora", _EVAL_KEYS, ("train_lora", "corpus"), ("eval/lora",)),
+    Stage("eval_ewc_lora", _EVAL_KEYS, ("train_ewc_lora", "corpus"), ("eval/ewc_lora",)),
+    Stage("report", ("name", "notes", "train"), ("eval_base", "eval_lora", "eval_ewc_lora"), ("report",)),
+)
+assert tuple(stage.name for stage in PIPELINE) == STAGES
 
 
 def _recipe_value(raw: Mapping[str, Any], key: str) -> Any:
@@ -454,20 +478,21 @@ def _recipe_value(raw: Mapping[str, Any], key: str) -> Any:
     return value.get(sub) if sub and isinstance(value, Mapping) else value
 
 
-def fingerprints(recipe: Recipe) -> dict[str, str]:
-    """Each stage's fingerprint: the recipe values it reads and its upstream stages' fingerprints, hashed."""
+def fingerprints(recipe: Recipe, stages: tuple[Stage, ...] = PIPELINE) -> dict[str, str]:
+    """Each stage's fingerprint: the recipe values it reads, its extra settings and its upstream stages'
+    fingerprints, hashed (upstream stages come earlier in ``stages``)."""
     from e2wm import __version__
 
     prints: dict[str, str] = {}
-    for stage in STAGES:
-        keys, upstream = _DEPENDS[stage]
+    for stage in stages:
         material = {
-            "stage": stage,
-            "recipe": {key: _recipe_value(recipe.raw, key) for key in keys},
-            "upstream": {name: prints[name] for name in upstream},
+            "stage": stage.name,
+            "recipe": {key: _recipe_value(recipe.raw, key) for key in stage.keys},
+            "extra": dict(stage.extra),
+            "upstream": {name: prints[name] for name in stage.upstream},
             "e2wm": __version__.split("+")[0],
         }
-        prints[stage] = hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        prints[stage.name] = hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()[:16]
     return prints
 
 
@@ -501,17 +526,39 @@ def _state(out: Path) -> dict[str, Any]:
 def run_pipeline(
     recipe: Recipe, out: str | Path, log: Callable[[str], None] = tqdm.write, progress: bool = True
 ) -> Path:
-    """Run (or finish) every stage of the recipe in ``out``; returns the report's path."""
+    """Run (or finish) every stage of the recipe in ``out`` (and its frontier when it has a ``frontier`` section);
+    returns the report's path."""
+    stages = PIPELINE
+    if recipe.frontier:
+        from e2wm.frontier import with_frontier
+
+        stages = with_frontier(recipe, out, PIPELINE)
+    run_stages(recipe, out, stages, log, progress, title="e2wm pipeline")
+    return Path(out) / "report" / "report.md"
+
+
+def run_stages(
+    recipe: Recipe,
+    out: str | Path,
+    stages: tuple[Stage, ...],
+    log: Callable[[str], None] = tqdm.write,
+    progress: bool = True,
+    title: str = "e2wm pipeline",
+) -> None:
+    """Run (or finish) ``stages`` in ``out`` under the run folder's lock: a stage whose fingerprint matches its
+    ``.done`` marker is skipped, any other runs (its stale outputs removed first)."""
     from e2wm.locking import output_lock
 
     out = Path(out)
-    with output_lock(out, f"e2wm pipeline --recipe {recipe.path or recipe.name}"):
-        return _run_stages(recipe, out, log, progress)
+    with output_lock(out, f"{title} --recipe {recipe.path or recipe.name}"):
+        _run_stages(recipe, out, stages, log, progress, title)
 
 
-def _run_stages(recipe: Recipe, out: Path, log: Callable[[str], None], progress: bool) -> Path:
+def _run_stages(
+    recipe: Recipe, out: Path, stages: tuple[Stage, ...], log: Callable[[str], None], progress: bool, title: str
+) -> None:
     state = _state(out)
-    prints = fingerprints(recipe)
+    prints = fingerprints(recipe, stages)
     changed = state.get("recipe") is not None and state.get("recipe") != recipe.raw
     state["recipe"] = recipe.raw
     state.setdefault("stages", {})
@@ -521,8 +568,8 @@ def _run_stages(recipe: Recipe, out: Path, log: Callable[[str], None], progress:
     # status updates showed "0/10" for the whole run.
     # No ETA or rate: stages last from a second to many minutes, so a per-stage rate would mislead.
     bar = tqdm(
-        total=len(STAGES),
-        desc="e2wm pipeline",
+        total=len(stages),
+        desc=title,
         unit="stage",
         disable=not progress,
         bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} stages [{elapsed}{postfix}]",
@@ -530,29 +577,31 @@ def _run_stages(recipe: Recipe, out: Path, log: Callable[[str], None], progress:
     run = _Run(recipe, out, log=log, status=bar.set_postfix_str)
     if changed:
         log("the recipe changed since this run folder was last used: stages whose settings changed are redone")
-    for stage in STAGES:
-        bar.set_postfix_str(stage)
-        marker, started = out / ".done" / stage, out / ".running" / stage
-        done = marker.exists() and marker.read_text(encoding="utf-8").split()[:1] == [prints[stage]]
-        if stage == "model" or not done:
-            if stage != "model":
-                log(f"[{stage}]" + (" (settings changed: redone)" if marker.exists() else ""))
+    for stage in stages:
+        name = stage.name
+        bar.set_postfix_str(name)
+        marker, started = out / ".done" / name, out / ".running" / name
+        done = marker.exists() and marker.read_text(encoding="utf-8").split()[:1] == [prints[name]]
+        if name == "model" or not done:
+            if name != "model":
+                log(f"[{name}]" + (" (settings changed: redone)" if marker.exists() else ""))
                 # a partial or stale output of other settings must not be resumed
-                if not (started.exists() and started.read_text(encoding="utf-8").strip() == prints[stage]):
-                    for relative in _OUTPUTS.get(stage, ()):
+                if not (started.exists() and started.read_text(encoding="utf-8").strip() == prints[name]):
+                    for relative in stage.outputs:
                         shutil.rmtree(out / relative, ignore_errors=True)
                 marker.unlink(missing_ok=True)
-                atomic_write_text(started, prints[stage] + "\n")
+                atomic_write_text(started, prints[name] + "\n")
             began = time.perf_counter()
-            _RUNNERS[stage](run)
+            runner = _RUNNERS.get(name, stage.run)
+            assert runner is not None, name
+            runner(run)
             seconds = time.perf_counter() - began
-            if stage != "model" or "model" not in state["stages"]:
-                state["stages"][stage] = round(seconds, 1)
-            atomic_write_text(marker, f"{prints[stage]} {seconds:.1f}\n")
+            if name != "model" or "model" not in state["stages"]:
+                state["stages"][name] = round(seconds, 1)
+            atomic_write_text(marker, f"{prints[name]} {seconds:.1f}\n")
             started.unlink(missing_ok=True)
             atomic_write_text(out / "pipeline.json", json.dumps(state, indent=1))
         else:
-            log(f"[{stage}] already done")
+            log(f"[{name}] already done")
         bar.update(1)
     bar.close()
-    return out / "report" / "report.md"

@@ -78,6 +78,32 @@ class TrainScriptArguments:
             "(the same N examples for every run with the same seed)."
         },
     )
+    peft_method: str = field(
+        default="lora",
+        metadata={
+            "help": "lora (the EWC-LoRA adapters; trl's lora_* fields) or osf (peft's orthogonal subspace fine-tuning "
+            "on lora_target_modules, a forgetting control of its own: no penalty with it).",
+            "choices": ["lora", "osf"],
+        },
+    )
+    osf_effective_rank: float | None = field(
+        default=None,
+        metadata={
+            "help": "OSF: the preserved (frozen) top singular subspace per target weight, a rank or a fraction in "
+            "(0, 1) of the smaller dimension; the rest is trained. Default: peft's (half)."
+        },
+    )
+    replay_text: str | None = field(
+        default=None,
+        metadata={
+            "help": "Replay: general text (.jsonl with 'text', or .txt) mixed into the training data, as rows whose "
+            "whole text is the completion (task 'replay', weight 1); keep it disjoint from any perplexity text."
+        },
+    )
+    replay_ratio: float = field(
+        default=0.0,
+        metadata={"help": "Replay rows per training row (0.25: one replay row for every four task rows)."},
+    )
     tiny_assets: str | None = field(
         default=None,
         metadata={
@@ -89,6 +115,18 @@ class TrainScriptArguments:
     def __post_init__(self) -> None:
         if self.max_train_examples is not None and self.max_train_examples < 1:
             raise ValueError(f"max_train_examples must be at least 1 (or unset), got {self.max_train_examples}")
+        if self.peft_method not in ("lora", "osf"):
+            raise ValueError(f"peft_method must be lora or osf, got {self.peft_method!r}")
+        if self.osf_effective_rank is not None and self.osf_effective_rank <= 0:
+            raise ValueError(
+                f"osf_effective_rank must be > 0 (a rank, or a fraction in (0, 1)), got {self.osf_effective_rank}"
+            )
+        if not 0 <= self.replay_ratio <= 10:
+            raise ValueError(
+                f"replay_ratio must be between 0 and 10 (replay rows per task row), got {self.replay_ratio}"
+            )
+        if self.replay_ratio > 0 and not self.replay_text:
+            raise ValueError("replay_ratio > 0 needs replay_text: a .jsonl or .txt file of general text")
 
 
 def build_parser() -> Any:
@@ -214,12 +252,40 @@ def load_training_data(args: TrainScriptArguments, split: str, seed: int = 0) ->
     if args.max_train_examples and split == args.dataset_train_split:
         data = data.shuffle(seed=seed)
         data = data.select(range(min(args.max_train_examples, len(data))))
+    if args.replay_ratio > 0 and split == args.dataset_train_split:
+        data = _with_replay(data, args, seed)
     return data
+
+
+def _with_replay(data: Any, args: TrainScriptArguments, seed: int) -> Any:
+    """``data`` plus ``round(replay_ratio · len(data))`` rows of general text, shuffled in with ``seed``.
+
+    A replay row's whole text is its completion (an empty prompt), so trl's completion-only loss trains on all of
+    it: plain language modelling on general text, the classic replay control against forgetting."""
+    from datasets import Dataset, concatenate_datasets
+
+    from e2wm.evaluation.run import read_documents
+
+    assert args.replay_text is not None
+    documents = read_documents(args.replay_text)
+    wanted = round(args.replay_ratio * len(data))
+    if wanted > len(documents):
+        raise ValueError(
+            f"replay_text {args.replay_text} has {len(documents)} documents; replay_ratio {args.replay_ratio} of "
+            f"{len(data)} training rows needs {wanted}"
+        )
+    columns = {name: [] for name in data.column_names}
+    for text in documents[:wanted]:
+        row = {"prompt": "", "completion": text, "task": "replay", "weight": 1.0}
+        for name in columns:
+            columns[name].append(row.get(name))  # the corpus's metadata columns: null for replay rows
+    replay = Dataset.from_dict(columns, features=data.features)
+    return concatenate_datasets([data, replay]).shuffle(seed=seed)
 
 
 def build_trainer(script_args: Any, training_args: Any, model_args: Any, *, callbacks: Sequence[Any] = ()) -> Any:
     """The model (``e2wm.models.load_causal_lm``), the datasets and the ``EWCLoRATrainer``: the one builder."""
-    from trl import get_peft_config, get_quantization_config
+    from trl import get_quantization_config
 
     from e2wm.models import load_causal_lm
     from e2wm.trainer import EWCLoRATrainer
@@ -252,10 +318,29 @@ def build_trainer(script_args: Any, training_args: Any, model_args: Any, *, call
         train_dataset=train_dataset,
         eval_dataset=eval_dataset,
         processing_class=tokenizer,
-        peft_config=get_peft_config(model_args),
+        peft_config=peft_config(script_args, training_args, model_args),
         dataset_name=script_args.dataset_name,
         callbacks=list(callbacks) or None,
     )
+
+
+def peft_config(script_args: TrainScriptArguments, training_args: Any, model_args: Any) -> Any:
+    """The peft config: trl's LoRA from ``model_args``, or peft's OSF (``peft_method: osf``) on the same targets."""
+    from trl import get_peft_config
+
+    if script_args.peft_method == "lora":
+        return get_peft_config(model_args)
+    if training_args.penalty != "none" and training_args.ewc_lambda > 0:
+        raise ValueError(
+            "peft_method osf is a forgetting control of its own: train it with penalty none (the EWC-LoRA penalty is "
+            "defined on LoRA's B·A)"
+        )
+    from peft import OSFConfig
+
+    rank = script_args.osf_effective_rank
+    if rank is not None and rank >= 1:
+        rank = int(rank)
+    return OSFConfig(target_modules=_names(model_args.lora_target_modules), effective_rank=rank, task_type="CAUSAL_LM")
 
 
 def _names(targets: Any) -> list[str]:

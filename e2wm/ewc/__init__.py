@@ -13,7 +13,16 @@ from e2wm.ewc.build import FisherArguments, FisherBuild, build_fisher
 from e2wm.ewc.estimate import ESTIMATORS, FisherAccumulator, FisherEstimate, estimate_fisher
 from e2wm.ewc.layers import FisherError, FisherFormatError, FisherMismatchError
 from e2wm.ewc.normalization import DEFAULT_NORMALIZATION, NORMALIZATIONS, fisher_statistics, normalize_fisher
-from e2wm.ewc.penalty import DEFAULT_CHUNK_BYTES, ewc_penalty, lora_penalty
+from e2wm.ewc.penalty import (
+    DEFAULT_CHUNK_BYTES,
+    PenaltyReference,
+    base_rewriting_adapters,
+    ewc_penalty,
+    layer_penalty,
+    lora_penalty,
+    penalty_reference,
+    rewrites_base,
+)
 from e2wm.ewc.text import DocumentSourceError, TextSource, iter_documents
 
 __all__ = [
@@ -30,15 +39,20 @@ __all__ = [
     "FisherEstimate",
     "FisherFormatError",
     "FisherMismatchError",
+    "PenaltyReference",
     "TextSource",
+    "base_rewriting_adapters",
     "build_fisher",
     "estimate_fisher",
     "ewc_penalty",
     "fisher_statistics",
     "iter_documents",
+    "layer_penalty",
     "load_fisher",
     "lora_penalty",
     "normalize_fisher",
+    "penalty_reference",
     "read_fisher_metadata",
+    "rewrites_base",
     "save_fisher",
 ]
