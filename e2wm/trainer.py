@@ -252,8 +252,13 @@ class EWCLoRATrainer(SFTTrainer):
                 module = next(iter(layer.lora_A.values()))
                 devices[f"{name}.weight"] = module.weight.device
                 self._fisher_probe = (f"{name}.weight", module)
+        if any(device.type == "meta" for device in devices.values()):
+            # This process holds meta placeholders until FSDP loads process 0's weights (cpu_ram_efficient_loading):
+            # the penalty can only check shapes here, on a meta view; the Fisher itself stays where it is.
+            self._fisher_probe = None
+            return Fisher({key: t.to("meta") for key, t in self.fisher.items()}, self.fisher.metadata)
         tensors = {key: t.to(devices.get(key, t.device)) for key, t in self.fisher.items()}
-        self.fisher = Fisher(tensors, self.fisher.metadata)
+        self.fisher = Fisher(tensors, self.fisher.metadata, self.fisher.base_check)
         return self.fisher
 
     # ------------------------------------------------------------------------------------------------- sharding
@@ -423,18 +428,21 @@ def _load_fisher(args: EWCLoRAConfig, model: Any) -> Fisher:
         revision=args.fisher_revision,
         check_base=args.fisher_check_base,
         device="cpu",  # moved next to the adapters on the first step, once the Trainer placed the model
+        # several processes (DDP, FSDP, ZeRO-3): the base check hashes the weights where they are whole (gathered
+        # shards, or process 0's when the others hold placeholders); every process gets the same verdict
+        across_processes=args.world_size > 1,
     )
     method, metadata = args.fisher_normalization, fisher.metadata
     if method == "none" or metadata.get("normalization") == method:
         return fisher
-    tensors = dict(fisher)
+    tensors, base_check = dict(fisher), fisher.base_check
     del fisher  # one tensor at a time below: the peak is the Fisher plus one tensor's temporaries
     scale = global_mean(tensors) if method == "global_mean" else None
     for key in list(tensors):  # kept in the stored dtype: a bf16 Fisher stays half the size (paper_int8 is exact)
         stored = tensors[key].dtype
         normalized = normalize_fisher({key: tensors[key]}, method, metadata.get("layouts"), scale=scale)
         tensors[key] = normalized[key].to(stored)
-    return Fisher(tensors, {**metadata, "normalization": method})
+    return Fisher(tensors, {**metadata, "normalization": method}, base_check)
 
 
 def _fisher_before_peft(model: Any, args: EWCLoRAConfig, peft_config: Any) -> Fisher | None:

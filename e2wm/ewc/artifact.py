@@ -12,6 +12,7 @@ Never pickled; loading validates every entry (dtype, finite, non-negative, shape
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -26,11 +27,14 @@ from e2wm.ewc.layers import (
     FisherError,
     FisherFormatError,
     FisherMismatchError,
+    base_identity,
     base_modules,
     lora_layers,
     model_identity,
     weight_shape,
 )
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "CARD_FILE",
@@ -136,10 +140,15 @@ def _entry_summary(tensors: Mapping[str, torch.Tensor]) -> dict[str, Any]:
 
 
 class Fisher(Mapping[str, torch.Tensor]):
-    """A loaded Fisher: a mapping from base weight names to tensors, with its ``metadata``."""
+    """A loaded Fisher: a mapping from base weight names to tensors, with its ``metadata``.
 
-    def __init__(self, tensors: dict[str, torch.Tensor], metadata: dict[str, Any]) -> None:
-        self._tensors, self.metadata = tensors, metadata
+    ``base_check``: how ``load_fisher`` checked that it belongs to the model (also logged), or None.
+    """
+
+    def __init__(
+        self, tensors: dict[str, torch.Tensor], metadata: dict[str, Any], base_check: str | None = None
+    ) -> None:
+        self._tensors, self.metadata, self.base_check = tensors, metadata, base_check
 
     def __getitem__(self, key: str) -> torch.Tensor:
         return self._tensors[key]
@@ -151,7 +160,7 @@ class Fisher(Mapping[str, torch.Tensor]):
         return len(self._tensors)
 
     def to(self, device: torch.device | str) -> Fisher:
-        return Fisher({k: t.to(device) for k, t in self._tensors.items()}, self.metadata)
+        return Fisher({k: t.to(device) for k, t in self._tensors.items()}, self.metadata, self.base_check)
 
     def __repr__(self) -> str:
         return (
@@ -185,6 +194,7 @@ def load_fisher(
     revision: str | None = None,
     check_base: bool = True,
     device: torch.device | str | None = None,
+    across_processes: bool = False,
 ) -> Fisher:
     """Load a Fisher folder, file or Hub repo and validate it against ``model`` (plain or peft-wrapped).
 
@@ -192,8 +202,12 @@ def load_fisher(
     values; ``FisherMismatchError`` for an entry naming a module the model lacks, a wrong shape, a LoRA
     layer without an entry, or another base model. The base check: when both the Fisher and the model
     have a content hash (neither quantized) they must be equal; otherwise the ``_name_or_path`` of the
-    model's config must equal the Fisher's base model (``check_base=False`` skips this check).
-    Each tensor goes to its module's device, or to ``device``.
+    model's config must equal the Fisher's base model (``check_base=False`` skips this check). The check done
+    is logged (``e2wm.ewc.artifact``: INFO, WARNING when nothing could be compared) and kept in
+    ``Fisher.base_check``. ``across_processes``: call it on every process of a ``torch.distributed`` group (as
+    ``EWCLoRATrainer`` does in a multi-process run) so that the hash is computed where the weights are whole:
+    gathered from ZeRO-3 partitions or FSDP shards, or on process 0 when the others hold meta placeholders
+    (``e2wm.ewc.layers.base_identity``). Each tensor goes to its module's device, or to ``device``.
     """
     from safetensors import SafetensorError, safe_open
 
@@ -231,13 +245,18 @@ def load_fisher(
     for name, layer in lora_layers(model):
         if len(layer.lora_A) and f"{name}.weight" not in tensors:
             raise FisherMismatchError(f"Fisher has no entry for '{name}.weight' ({context})")
+    base_check = "skipped (check_base=False)"
     if check_base:
-        _check_base(metadata, model_identity(model, [k.removesuffix(".weight") for k in tensors]), context)
+        names = [k.removesuffix(".weight") for k in tensors]
+        identity, where = base_identity(model, names, across_processes=across_processes)
+        base_check = _check_base(metadata, identity, context, where)
+    log = logger.warning if base_check.startswith("not checked") else logger.info
+    log("Fisher %s: base model %s", path_or_repo, base_check)
     for key in tensors:
         weight = getattr(modules[key.removesuffix(".weight")], "weight", None)
         target = device if device is not None else (weight.device if weight is not None else "cpu")
         tensors[key] = tensors[key].to(target)
-    return Fisher(tensors, metadata)
+    return Fisher(tensors, metadata, base_check)
 
 
 def _upgrade_metadata(metadata: dict[str, Any]) -> None:
@@ -263,18 +282,23 @@ def read_fisher_metadata(path_or_repo: str | Path, revision: str | None = None) 
     return metadata
 
 
-def _check_base(metadata: Mapping[str, Any], model: Mapping[str, Any], context: str) -> None:
+def _check_base(metadata: Mapping[str, Any], model: Mapping[str, Any], context: str, where: str) -> str:
+    """Raise ``FisherMismatchError`` if the Fisher belongs to another base; else say what was compared."""
     theirs, ours = metadata.get("base_content_hash"), model.get("base_content_hash")
     if theirs and ours:
         if theirs != ours:
             raise FisherMismatchError(
                 f"Fisher was estimated for a different base model: its weights differ ({context}; content hash "
-                f"{str(theirs)[:12]} vs {str(ours)[:12]})"
+                f"{str(theirs)[:12]} vs {str(ours)[:12]}, computed {where})"
             )
-        return
+        return f"content hash {str(ours)[:12]} matches (computed {where})"
     names = {metadata.get("base_model"), metadata.get("base_model_name_or_path")} - {None, ""}
     if model.get("base_model_name_or_path") and names and model["base_model_name_or_path"] not in names:
         raise FisherMismatchError(
             f"Fisher was estimated for a different base model ({context}); if they are the same weights, "
             "load it with check_base=False"
         )
+    hashes = "the Fisher has no content hash" if not theirs else f"none here, {where}"
+    if model.get("base_model_name_or_path") and names:
+        return f"name {model['base_model_name_or_path']!r} matches (no content hash to compare: {hashes})"
+    return f"not checked: no content hash to compare ({hashes}) and no model name on both sides"

@@ -27,6 +27,7 @@ __all__ = [
     "FisherFormatError",
     "FisherMismatchError",
     "Layout",
+    "base_identity",
     "base_modules",
     "is_lora_layer",
     "lora_layers",
@@ -160,32 +161,63 @@ def _is_quantized(module: nn.Module) -> bool:
     return weight is None or not weight.dtype.is_floating_point or hasattr(weight, "quant_state")
 
 
-def model_identity(model: nn.Module, module_names: Sequence[str]) -> dict[str, object]:
-    """What identifies the base model a Fisher belongs to.
+def _placement(weight: torch.Tensor) -> Literal["whole", "meta", "partitioned"]:
+    """Whether this process holds the whole weight: not a meta placeholder, a ZeRO-3 partition or a DTensor shard."""
+    if weight.is_meta:
+        return "meta"  # e.g. FSDP's cpu_ram_efficient_loading: only process 0 reads the checkpoint
+    ds_numel = getattr(weight, "ds_numel", None)  # DeepSpeed ZeRO-3 (zero3_init_flag): shape [0] outside forward
+    if (ds_numel is not None and weight.numel() != ds_numel) or type(weight).__name__ == "DTensor":
+        return "partitioned"
+    return "whole"
 
-    ``base_model_name_or_path`` and ``base_revision`` come from the model's config. ``base_content_hash``
-    is a sha256 over the names, shapes and a strided sample (at most 65,536 values per weight) of the
-    named modules' weights rounded to bfloat16, so the same checkpoint loaded in fp32 or bf16 hashes
-    the same; it is ``None`` when any of these weights is quantized (8-bit or 4-bit).
-    """
+
+def _whole_weight(weight: Any) -> Any:
+    """A context giving the whole weight of a partitioned parameter (a collective: every process must enter it)."""
+    import contextlib
+
+    if type(weight).__name__ == "DTensor":
+        return contextlib.nullcontext(weight.full_tensor())
+    if getattr(weight, "ds_numel", None) is not None:
+        import deepspeed  # present: the weight is one of its partitions
+
+        @contextlib.contextmanager
+        def gathered() -> Iterator[torch.Tensor]:
+            with deepspeed.zero.GatheredParameters([weight], modifier_rank=None):
+                yield weight
+
+        return gathered()
+    return contextlib.nullcontext(weight)
+
+
+def _identity(
+    model: nn.Module, module_names: Sequence[str], *, gather: bool = False
+) -> tuple[dict[str, object], str | None]:
+    """``model_identity`` and, when its content hash is None, why. ``gather``: hash partitioned weights whole,
+    gathering one at a time (a collective: every process must call it, with the same names)."""
     inner = _peft_inner(model)
     config = getattr(inner, "config", None)
     modules: dict[str, Any] = dict(base_modules(model))
     digest: Any = hashlib.sha256()
-    quantized = []
+    quantized, why = [], None
     for name in sorted(module_names):  # a Fisher file lists its weights in its own order
         module = modules[name]
         if _is_quantized(module):
             quantized.append(name)
-            digest = None
+            digest, why = None, why or "its weights are quantized (8-bit/4-bit)"
         if digest is None:
             continue
-        weight = module.weight.detach()
-        flat = weight.reshape(-1)
-        step = max(1, flat.numel() // _HASH_SAMPLES)
-        sample = flat[::step][:_HASH_SAMPLES].to(device="cpu", dtype=torch.bfloat16).view(torch.int16)
-        digest.update(f"{name}:{tuple(weight.shape)}:".encode())
-        digest.update(sample.numpy().tobytes())
+        placement = _placement(module.weight)
+        if placement == "meta" or (placement == "partitioned" and not gather):
+            where = "on the meta device (not loaded)" if placement == "meta" else "sharded between processes"
+            digest, why = None, f"its weight {name!r} is {where} in this process"
+            continue
+        with _whole_weight(module.weight) as whole:
+            weight = whole.detach()
+            flat = weight.reshape(-1)
+            step = max(1, flat.numel() // _HASH_SAMPLES)
+            sample = flat[::step][:_HASH_SAMPLES].to(device="cpu", dtype=torch.bfloat16).view(torch.int16)
+            digest.update(f"{name}:{tuple(weight.shape)}:".encode())
+            digest.update(sample.numpy().tobytes())
     quant = getattr(config, "quantization_config", None)
     if quant is not None and not isinstance(quant, Mapping):
         quant = quant.to_dict() if hasattr(quant, "to_dict") else {}
@@ -193,10 +225,81 @@ def model_identity(model: nn.Module, module_names: Sequence[str]) -> dict[str, o
     if quantized or quant:
         quant = quant or {}
         quant_kind = "4bit" if quant.get("load_in_4bit") else "8bit" if quant.get("load_in_8bit") else "quantized"
-    return {
+    identity = {
         "base_model_name_or_path": getattr(config, "_name_or_path", None) or None,
         "base_revision": getattr(config, "_commit_hash", None),
         "base_architecture": getattr(config, "model_type", None) or type(inner).__name__,
         "base_content_hash": digest.hexdigest() if digest is not None else None,
         "base_quantization": quant_kind,
     }
+    return identity, why
+
+
+def model_identity(model: nn.Module, module_names: Sequence[str]) -> dict[str, object]:
+    """What identifies the base model a Fisher belongs to.
+
+    ``base_model_name_or_path`` and ``base_revision`` come from the model's config. ``base_content_hash``
+    is a sha256 over the names, shapes and a strided sample (at most 65,536 values per weight) of the
+    named modules' weights rounded to bfloat16, so the same checkpoint loaded in fp32 or bf16 hashes
+    the same; it is ``None`` when any of these weights is quantized (8-bit or 4-bit), or is not whole in
+    this process (meta, a ZeRO-3 partition, an FSDP shard: ``base_identity`` handles those).
+    """
+    return _identity(model, module_names)[0]
+
+
+def base_identity(
+    model: nn.Module, module_names: Sequence[str], *, across_processes: bool = False
+) -> tuple[dict[str, object], str]:
+    """``model_identity`` computed where the weights are whole, and a sentence saying where that was.
+
+    ``across_processes`` (every process of the ``torch.distributed`` group must call it, with the same names):
+
+    - every process holds ZeRO-3 partitions or FSDP shards: each weight is gathered whole in turn and hashed
+      (every process gets the same hash);
+    - otherwise process 0 computes it and broadcasts it. Process 0's weights are the ones that are trained:
+      DDP copies them to every process, and FSDP's ``cpu_ram_efficient_loading`` loads only them (the other
+      processes hold meta or empty placeholders until FSDP broadcasts process 0's).
+
+    Raises ``FisherError`` when the weights cannot be hashed here (meta or partitioned in a single process, or
+    processes that disagree on how they hold them): checking by name alone instead would be a silent downgrade.
+    Quantized weights have no content hash (``None``): the caller checks the name, as for any quantized base.
+    """
+    import torch.distributed as dist
+
+    names = list(module_names)
+    grouped = across_processes and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+    if not grouped:
+        identity, why = _identity(model, names)
+        where = "on this process's weights"
+    else:
+        world, rank = dist.get_world_size(), dist.get_rank()
+        modules = dict(base_modules(model))
+        local = {_placement(modules[n].weight) for n in names if not _is_quantized(modules[n])}
+        placements: list[Any] = [None] * world
+        dist.all_gather_object(placements, sorted(local))
+        if all(p == ["partitioned"] for p in placements):
+            identity, why = _identity(model, names, gather=True)
+            where = f"on the whole weights, gathered one at a time from the shards of the {world} processes"
+        elif any("partitioned" in p for p in placements):
+            raise FisherError(
+                f"cannot check the Fisher's base model: the {world} processes hold the weights differently "
+                f"({', '.join(f'process {r}: {p}' for r, p in enumerate(placements))}); pass check_base=False "
+                "(fisher_check_base: false) if you know the Fisher belongs to this base"
+            )
+        else:
+            payload: list[Any] = [_identity(model, names) if rank == 0 else None]
+            dist.broadcast_object_list(payload, src=0)
+            identity, why = payload[0]
+            placeholders = [r for r, p in enumerate(placements) if "meta" in p]
+            where = f"on process 0's weights, shared with all {world} processes (DDP and FSDP train process 0's)"
+            if placeholders:
+                where += (
+                    f"; process(es) {', '.join(map(str, placeholders))} hold meta placeholders until FSDP loads them"
+                )
+    if identity["base_content_hash"] is None and why is not None and "quantized" not in why:
+        raise FisherError(
+            f"cannot check the Fisher's base model: {why}. Load the weights first; under FSDP or DeepSpeed ZeRO-3 "
+            "call load_fisher(..., across_processes=True) on every process (EWCLoRATrainer does); or pass "
+            "check_base=False (fisher_check_base: false) if you know the Fisher belongs to this base"
+        )
+    return identity, where if why is None else f"{where}; no content hash: {why}"
