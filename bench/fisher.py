@@ -64,9 +64,10 @@ def reference_fisher(model, tokenizer, documents, max_length, keys):
     for p in params.values():
         p.requires_grad_(True)
     sums = {name: torch.zeros_like(p) for name, p in params.items()}
+    device = model.get_input_embeddings().weight.device  # bench/gpu.py runs it on a GPU
     count = 0
     for text in documents:
-        ids = torch.tensor([tokenizer(text, truncation=True, max_length=max_length)["input_ids"]])
+        ids = torch.tensor([tokenizer(text, truncation=True, max_length=max_length)["input_ids"]], device=device)
         if ids.shape[1] < 2:
             continue
         model.zero_grad(set_to_none=True)
