@@ -29,9 +29,14 @@ class Processes:
         ``torch.distributed`` through accelerate's ``PartialState`` (gloo on CPU, NCCL on GPUs)."""
         if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
             return cls()
+        import torch
         from accelerate import PartialState
+        from accelerate.utils import parse_flag_from_env
 
-        state = PartialState()
+        # CPU ranks (ACCELERATE_USE_CPU=1, or no GPU) need cpu=True, as Trainer passes for use_cpu: else each
+        # rank would start alone
+        cpu = parse_flag_from_env("ACCELERATE_USE_CPU") or not torch.cuda.is_available()
+        state = PartialState(cpu=cpu)
         return cls(state.process_index, state.num_processes, str(state.device))
 
     @property

@@ -271,6 +271,6 @@ def evaluate_model(
     bar.close()
     summary = None
     if processes.is_main:
-        summary = {"label": label, **(info or {}), "tasks": results}
+        summary = {"label": label, **(info or {}), "processes": processes.count, "tasks": results}
         atomic_write_text(folder / "results.json", json.dumps(summary, indent=1))
     return processes.broadcast(summary)
