@@ -18,7 +18,14 @@ from typing import Any
 
 from e2wm import __version__
 
-__all__ = ["differences", "model_provenance", "sha256_json", "task_provenance", "weights_fingerprint"]
+__all__ = [
+    "differences",
+    "model_provenance",
+    "perplexity_provenance",
+    "sha256_json",
+    "task_provenance",
+    "weights_fingerprint",
+]
 
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf")
 
@@ -96,6 +103,18 @@ def task_provenance(task: Any, model: dict[str, Any] | None, generation: dict[st
         "examples_sha256": sha256_json(task.examples),
         "examples": len(task.examples),
         "generation": generation,
+    }
+
+
+def perplexity_provenance(documents: list[str], max_length: int, model: dict[str, Any] | None) -> dict[str, Any]:
+    """Everything that determines the perplexity result: the model, the documents and their truncation."""
+    return {
+        "e2wm_version": __version__,
+        **(model or {}),
+        "task": "perplexity",
+        "examples_sha256": sha256_json(documents),
+        "examples": len(documents),
+        "max_length": max_length,
     }
 
 

@@ -28,7 +28,7 @@ from e2wm.evaluation.generation import generate_answers
 from e2wm.evaluation.metrics import path_score, rouge_l_scores
 from e2wm.evaluation.perplexity import Perplexity, perplexity
 from e2wm.evaluation.plans import execute_plan
-from e2wm.evaluation.provenance import differences, sha256_json, task_provenance
+from e2wm.evaluation.provenance import differences, perplexity_provenance, task_provenance
 from e2wm.evaluation.scoring import choose
 from e2wm.evaluation.tasks import EvalTask
 from e2wm.experience.goals import Goal
@@ -247,12 +247,7 @@ def evaluate_model(
             result["provenance"] = provenance
         keep(task.name, result)
     if perplexity_documents:
-        provenance = {
-            **task_provenance(EvalTask("perplexity", "perplexity", "perplexity", []), info, None),
-            "examples_sha256": sha256_json(list(perplexity_documents)),
-            "examples": len(perplexity_documents),
-            "max_length": perplexity_max_length,
-        }
+        provenance = perplexity_provenance(list(perplexity_documents), perplexity_max_length, info)
         result = None
         if due("perplexity", provenance):
             began = time.perf_counter()

@@ -9,6 +9,11 @@ examples (``prompt`` plus ``choices``/``answer`` or ``reference``). Metrics foll
 * object path tracking: the longest common contiguous run of rooms;
 * bAbI and other short answers: exact match.
 
+Corpus tasks are evaluated few-shot (demonstrations from the training split,
+:mod:`e2wm.evaluation.demonstrations`: the headline, named after the config) and zero-shot
+(``<config>_zero_shot``). ``limit`` caps generation tasks, ``mc_limit`` multiple-choice tasks; each
+task's ``settings`` record the cap, the split's size, the number of demonstrations and the variant.
+
 The paper's files are JSON Lines (though named ``.json``): ``{"input", "ref"}`` for generation,
 ``{"input", "answer", "answer_list"}`` for multiple choice; the kind is inferred from the keys, the
 task is named after the file's stem, and the metric is chosen by a flag or by the file name, as the

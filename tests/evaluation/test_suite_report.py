@@ -232,3 +232,12 @@ def test_results_go_into_the_model_card_as_model_index_and_intervals(tmp_path):
     assert values["accuracy (length-normalised), 2-shot"] == 0.875, "model-index holds the measured value only"
     assert values["accuracy (length-normalised), 0-shot"] == 0.5, "zero-shot stays apart from few-shot"
     assert all(isinstance(v, float) for v in values.values())
+
+
+def test_eai_records_become_per_example_success_on_the_tasks_eai_scores():
+    records = [
+        {"id": "27_2", "eai": {"scored": True, "success": True}},
+        {"id": "11_1", "eai": {"scored": False, "success": False}},  # EAI leaves it out: not an example
+        {"id": "3_1", "eai": {"scored": True, "success": False}},
+    ]
+    assert suite._eai_per_example({"predictions": records}) == {"id": ["27_2", "3_1"], "score": [1.0, 0.0]}

@@ -135,7 +135,8 @@ def test_a_finished_run_is_not_redone_and_a_corrected_recipe_redoes_only_what_it
         pipeline._RUNNERS.update(originals)
     assert ran == ["model", "eval_base", "eval_lora", "eval_ewc_lora", "report"]  # no retraining
     results = json.loads((out / "report" / "results.json").read_text())["labels"]
-    assert all(r["tasks"]["counting_qa"]["n"] <= 5 for r in results.values())
+    generation = [t for r in results.values() for t in r["tasks"].values() if t["settings"].get("kind") == "generation"]
+    assert generation and all(t["n"] <= 5 and t["settings"]["cap"] == 5 for t in generation)  # limit caps generation
 
 
 def test_the_progress_display_counts_stages_and_shows_the_stages_own_status(tmp_path, monkeypatch):
