@@ -192,8 +192,9 @@ def _eval(args: argparse.Namespace) -> int:
         summary = run_evaluation(config)
     except (EvalFileError, ModelLoadError, ModelUnavailableError, ValueError, OSError) as err:
         raise _InputError(str(err)) from None
-    for task, result in summary["tasks"].items():
-        print(f"  {task:34s} {result['metric']:22s} {result['value']:.4f}  (n={result['n']})")
+    from e2wm.evaluation.report import summary_lines
+
+    print("\n".join(summary_lines(summary)))  # each score with its 95% interval and n
     print(f"Results in {Path(args.out) / summary['label'] / 'results.json'}")
     return EXIT_OK
 

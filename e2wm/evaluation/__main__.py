@@ -46,8 +46,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"python -m e2wm.evaluation: error: {err}", file=sys.stderr)
         return 2
     if Processes.current().is_main:
-        for task, result in summary["tasks"].items():
-            print(f"  {task:34s} {result['metric']:22s} {result['value']:.4f}  (n={result['n']})")
+        from e2wm.evaluation.report import summary_lines
+
+        print("\n".join(summary_lines(summary)))
         print(f"Results in {config.out}/{summary['label']}/results.json")
     return 0
 

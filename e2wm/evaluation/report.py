@@ -37,7 +37,14 @@ from e2wm.evaluation.stats import (
 )
 from e2wm.utils import atomic_write_text
 
-__all__ = ["ReportError", "card_eval_results", "report_statistics", "update_model_card", "write_report"]
+__all__ = [
+    "ReportError",
+    "card_eval_results",
+    "report_statistics",
+    "summary_lines",
+    "update_model_card",
+    "write_report",
+]
 
 _PRETTY = {
     "accuracy_calibrated": "accuracy (calibrated)",
@@ -424,6 +431,23 @@ def _plots(out: Path, stats: Mapping[str, Any], labels: list[str], headline: lis
         fig.tight_layout()
         fig.savefig(out / "perplexity.png", dpi=120)
         plt.close(fig)
+
+
+def summary_lines(summary: Mapping[str, Any], resamples: int = RESAMPLES, seed: int = 0) -> list[str]:
+    """One line per result of one label (``results.json``'s content), each score with its 95% interval and n:
+    what ``e2wm eval`` prints."""
+    stats = report_statistics({summary.get("label", "model"): summary}, resamples, seed)
+    lines = []
+    for task, entry in stats["tasks"].items():
+        score = next(iter(entry["labels"].values()), {}).get("score")
+        shots = "" if entry.get("shots") is None else f", {entry['shots']}-shot"
+        lines.append(f"  {task:38s} {entry['metric']:20s} {_interval(score, 4):28s} (n={_n(entry)}{shots})")
+    for entry in stats["perplexity"].values():
+        ppl = _interval(entry["perplexity"], 3)
+        lines.append(
+            f"  {'perplexity':38s} {'e^NLL':20s} {ppl:28s} (n={entry['documents']} documents, {entry['tokens']} tokens)"
+        )
+    return lines
 
 
 # ---------------------------------------------------------------------------------------------- model cards
