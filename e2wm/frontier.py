@@ -58,8 +58,9 @@ class FrontierConfig:
         default_factory=lambda: list(METHODS), metadata={"help": "which of lora, ewc, l2, osf, replay to train"}
     )
     ewc_lambdas: list[float] = field(default_factory=lambda: list(_GRID), metadata={"help": "λ grid of EWC-LoRA"})
-    normalizations: list[str] = field(
-        default_factory=lambda: ["global_mean"], metadata={"help": "Fisher normalizations to sweep λ for (EWC)"}
+    normalizations: list[str] | None = field(
+        default=None,
+        metadata={"help": "Fisher normalizations to sweep λ for (EWC); default: the train section's"},
     )
     l2_lambdas: list[float] = field(default_factory=lambda: list(_GRID), metadata={"help": "λ grid of L2 on ΔW"})
     osf_effective_rank: float | None = field(
@@ -82,7 +83,7 @@ class FrontierConfig:
                 raise ValueError(
                     f"frontier.{name} must be positive numbers (plain LoRA is the lora method), got {values}"
                 )
-        bad = sorted(set(self.normalizations) - set(NORMALIZATIONS))
+        bad = sorted(set(self.normalizations or ()) - set(NORMALIZATIONS))
         if bad:
             raise ValueError(f"frontier.normalizations: unknown {bad}; choose from {', '.join(NORMALIZATIONS)}")
         if self.budget < 0:
@@ -120,7 +121,7 @@ def frontier_points(recipe: Recipe, run_folder: str | Path) -> list[FrontierPoin
     if "lora" in config.methods:
         points.append(FrontierPoint("lora", "lora", "no control", (("penalty", "none"), ("ewc_lambda", 0.0))))
     if "ewc" in config.methods:
-        for norm in config.normalizations:
+        for norm in config.normalizations or [pipeline_ewc.fisher_normalization]:
             for lam in config.ewc_lambdas:
                 same = lam == pipeline_ewc.ewc_lambda and norm == pipeline_ewc.fisher_normalization
                 label = "ewc_lora" if same else f"ewc_{norm}_l{_number(lam)}"
