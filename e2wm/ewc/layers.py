@@ -273,19 +273,19 @@ def base_identity(
         where = "on this process's weights"
     else:
         world, rank = dist.get_world_size(), dist.get_rank()
-        modules = dict(base_modules(model))
+        modules: dict[str, Any] = dict(base_modules(model))
         local = {_placement(modules[n].weight) for n in names if not _is_quantized(modules[n])}
         placements: list[Any] = [None] * world
         dist.all_gather_object(placements, sorted(local))
-        if all(p == ["partitioned"] for p in placements):
+        if any("partitioned" in p for p in placements):  # ZeRO-3 (small weights may stay whole) or FSDP2
+            if any(p != placements[0] or "meta" in p for p in placements):
+                raise FisherError(
+                    f"cannot check the Fisher's base model: the {world} processes hold the weights differently "
+                    f"({', '.join(f'process {r}: {p}' for r, p in enumerate(placements))}); pass check_base=False "
+                    "(fisher_check_base: false) if you know the Fisher belongs to this base"
+                )
             identity, why = _identity(model, names, gather=True)
             where = f"on the whole weights, gathered one at a time from the shards of the {world} processes"
-        elif any("partitioned" in p for p in placements):
-            raise FisherError(
-                f"cannot check the Fisher's base model: the {world} processes hold the weights differently "
-                f"({', '.join(f'process {r}: {p}' for r, p in enumerate(placements))}); pass check_base=False "
-                "(fisher_check_base: false) if you know the Fisher belongs to this base"
-            )
         else:
             payload: list[Any] = [_identity(model, names) if rank == 0 else None]
             dist.broadcast_object_list(payload, src=0)

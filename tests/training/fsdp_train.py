@@ -13,7 +13,8 @@ Two things here are test harness, not e2wm:
   and models built with ``init_empty_weights``, leave the other processes with meta parameters. Process 1 replaces
   its parameters by meta placeholders (buffers stay real, as transformers keeps them) to be that case.
 
-Every process writes a marker with what it saw; process 0 writes the LoRA weights after training.
+Every process writes a marker with what it saw (and the base weights' hash after training, when they are all FSDP2
+shards); process 0 writes the LoRA weights after training.
 """
 
 from __future__ import annotations
@@ -80,6 +81,12 @@ def main(model_folder: str, fisher_folder: str, out: str, per_device: int, steps
     lora = {n: p for n, p in trainer.model.named_parameters() if "lora_" in n}
     seen["lora_types"] = sorted({type(p).__name__ for p in lora.values()})
     seen["fisher_device"] = str(next(iter(trainer.fisher.values())).device) if trainer.fisher is not None else None
+    if trainer.fisher is not None:  # after training every base weight is an FSDP2 shard: the hash gathers them
+        from e2wm.ewc.layers import base_identity
+
+        names = [key.removesuffix(".weight") for key in trainer.fisher]
+        identity, where = base_identity(trainer.model, names, across_processes=True)
+        seen["identity_after_training"] = {"hash": identity["base_content_hash"], "where": where}
     (folder / f"rank-{accelerator.process_index}.json").write_text(json.dumps(seen))
     full = {
         n: (p.full_tensor() if type(p).__name__ == "DTensor" else p).detach().float().cpu() for n, p in lora.items()

@@ -1,6 +1,7 @@
 """FSDP2 on two CPU processes (gloo), as far as this machine can run it: EWC-LoRA with cpu_ram_efficient_loading,
 process 1 holding meta placeholders at construction, gives the one-process LoRA weights, and the Fisher's base
-check is done on process 0's weights and shared (not a crash or a false mismatch on process 1).
+check is done on process 0's weights and shared (not a crash or a false mismatch on process 1); once the base
+weights are FSDP2 shards, the hash gathers them and is still the Fisher's.
 
 What is harness here and why: see tests/training/fsdp_train.py. DeepSpeed ZeRO-3 is not installed: untested."""
 
@@ -71,6 +72,10 @@ def test_fsdp2_with_meta_placeholders_on_process_1_gives_the_one_process_lora_we
         assert "on process 0's weights, shared with all 2 processes" in r["base_check"]
         assert "process(es) 1 hold meta placeholders" in r["base_check"]
     assert "Fisher" in result.stderr and "content hash" in result.stderr  # logged (INFO, e2wm.ewc.artifact)
+    fisher_hash = json.loads((fisher_folder / "fisher.json").read_text())["base_content_hash"]
+    for r in ranks:  # the base weights as shards: gathered one at a time, the Fisher's hash on every process
+        assert r["identity_after_training"]["hash"] == fisher_hash
+        assert r["identity_after_training"]["where"].startswith("on the whole weights, gathered one at a time")
 
     one, two = load_file(str(single / "lora.safetensors")), load_file(str(sharded / "lora.safetensors"))
     assert one.keys() == two.keys() and len(one) == 8
