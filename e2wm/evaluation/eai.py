@@ -88,7 +88,7 @@ class EAITask:
 
     def goal_ids(self) -> set[int]:
         """The nodes the goal names."""
-        ids = set()
+        ids: set[int] = set()
         for g in self.goal["goal"]:
             ids.update(g[k] for k in ("id", "from_id", "to_id") if k in g)
         return ids
@@ -387,7 +387,7 @@ def score_answers(
     evaluation = run_eai_evaluator(
         [(t.id, c.answer) for t, c in zip(tasks, conversions, strict=True)], execute_gold_matches, num_proc
     )
-    records = []
+    records: list[dict[str, Any]] = []
     for task, answer, conversion, eai in zip(tasks, answers, conversions, evaluation.verdicts, strict=True):
         if eai.scored:
             mine = run_in_e2wm(task, eai.actions)

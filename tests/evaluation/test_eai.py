@@ -116,6 +116,16 @@ def test_wrong_answers_get_eai_error_types_and_e2wm_verdicts(eai):
     assert run["disagreements"]["count"] == 0
 
 
+def test_an_answer_that_crashes_eai_is_recorded_and_the_others_still_scored(eai):
+    tasks = eai.load_eai_tasks(ids=["394_2", "511_1"])
+    answers = ['{"FIND": ["light", 245], "LOOKAT_SHORT": ["light", 245]}', eai.gold_answer(tasks[1], "eai")]
+    run = eai.score_answers(tasks, answers, "eai", execute_gold_matches=True)
+    crashed, fine = run["records"]
+    assert crashed["eai"]["crash"].startswith("TypeError") and not crashed["eai"]["executable"]
+    assert fine["eai"]["crash"] is None and fine["eai"]["success"]
+    assert run["eai"]["crashes"] == 1 and run["eai_summary"] is None  # EAI never totalled the set
+
+
 def test_an_e2wm_plan_is_grounded_to_the_task_objects_and_written_as_eai_json(eai):
     (task,) = eai.load_eai_tasks(ids=["394_2"])
     converted = eai.e2wm_to_eai(task, "Find light. Switch on light.")
