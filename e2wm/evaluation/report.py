@@ -439,7 +439,8 @@ def summary_lines(summary: Mapping[str, Any], resamples: int = RESAMPLES, seed: 
     stats = report_statistics({summary.get("label", "model"): summary}, resamples, seed)
     lines = []
     for task, entry in stats["tasks"].items():
-        score = next(iter(entry["labels"].values()), {}).get("score")
+        mine: dict[str, Any] = next(iter(entry["labels"].values()), {})
+        score = mine.get("score")
         shots = "" if entry.get("shots") is None else f", {entry['shots']}-shot"
         lines.append(f"  {task:38s} {entry['metric']:20s} {_interval(score, 4):28s} (n={_n(entry)}{shots})")
     for entry in stats["perplexity"].values():

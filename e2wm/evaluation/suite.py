@@ -264,7 +264,7 @@ def evaluate_model(
             }
         keep("perplexity", result)
     bar.close()
-    summary = None
+    summary: dict[str, Any] = {}
     if processes.is_main:
         summary = {"label": label, **(info or {}), "processes": processes.count, "tasks": results}
         atomic_write_text(folder / "results.json", json.dumps(summary, indent=1))
