@@ -22,6 +22,7 @@ The output, ``RUN/frontier/``: ``report.md`` (a table and the best setting withi
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,6 +119,7 @@ def frontier_points(recipe: Recipe, run_folder: str | Path) -> list[FrontierPoin
     fisher, replay = str(out / "fisher"), str(out / "general_text" / "replay.jsonl")
     _, pipeline_ewc, _ = training_arguments(recipe, "x", "m", "c", penalty="ewc", fisher=fisher)
     points = []
+    variant: tuple[tuple[str, Any], ...]
     if "lora" in config.methods:
         points.append(FrontierPoint("lora", "lora", "no control", (("penalty", "none"), ("ewc_lambda", 0.0))))
     if "ewc" in config.methods:
@@ -157,22 +159,22 @@ def frontier_stages(recipe: Recipe, run_folder: str | Path) -> tuple[tuple[Stage
             stages += [pipeline[f"train_{point.label}"], pipeline[f"eval_{point.label}"]]
             evals.append(f"eval_{point.label}")
             continue
-        upstream = ("model", "corpus", "fisher") if point.needs_fisher else ("model", "corpus")
-        if dict(point.variant).get("replay_text"):
-            upstream = (*upstream, "fisher")  # the replay pool is written with the Fisher's documents
+        # the Fisher stage also writes the replay pool (the general text between its documents and the held-out)
+        reads_fisher = point.needs_fisher or dict(point.variant).get("replay_text")
+        upstream = ("model", "corpus", "fisher") if reads_fisher else ("model", "corpus")
         train = Stage(
             f"train:{point.label}", ("seed", "train"), upstream, (f"adapters/{point.label}",), point.variant,
-            run=lambda run, p=point: _train_point(run, p),
+            run=functools.partial(_train_point, point=point),
         )  # fmt: skip
         evaluate = Stage(
             f"eval:{point.label}", _EVAL_KEYS, (train.name, "corpus"), (f"eval/{point.label}",),
-            run=lambda run, p=point: _evaluate_point(run, p),
+            run=functools.partial(_evaluate_point, point=point),
         )  # fmt: skip
         stages += [train, evaluate]
         evals.append(evaluate.name)
     report = Stage(
         "frontier", ("name", "notes", "frontier"), tuple(evals), ("frontier",),
-        run=lambda run: _frontier_report(run, points),
+        run=functools.partial(_frontier_report, points=points),
     )  # fmt: skip
     return (*stages, report), points
 

@@ -52,8 +52,9 @@ class LMHead:
     def __init__(self, model: nn.Module) -> None:
         self.model = model
         inner = _inner(model)
-        self.config = getattr(inner, "config", None)
-        text = self.config.get_text_config() if hasattr(self.config, "get_text_config") else self.config
+        config: Any = getattr(inner, "config", None)
+        self.config = config
+        text = config.get_text_config() if hasattr(config, "get_text_config") else config
         backbone = getattr(inner, "base_model", None)
         head = inner.get_output_embeddings() if hasattr(inner, "get_output_embeddings") else None
         self.backbone: Any = backbone if backbone is not None and backbone is not inner else None

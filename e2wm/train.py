@@ -274,7 +274,7 @@ def _with_replay(data: Any, args: TrainScriptArguments, seed: int) -> Any:
             f"replay_text {args.replay_text} has {len(documents)} documents; replay_ratio {args.replay_ratio} of "
             f"{len(data)} training rows needs {wanted}"
         )
-    columns = {name: [] for name in data.column_names}
+    columns: dict[str, list[Any]] = {name: [] for name in data.column_names}
     for text in documents[:wanted]:
         row = {"prompt": "", "completion": text, "task": "replay", "weight": 1.0}
         for name in columns:
