@@ -156,7 +156,12 @@ def test_push_command(corpus, fake_hub, tmp_path, capsys):
     assert main(["push", "corpus", str(folder), "e2wm/experiences-cli"]) == 0
     assert "counting/train-00000-of-00001.parquet" in fake_hub.files("e2wm/experiences-cli", repo_type="dataset")
     assert main(["push", "fisher", str(folder), "e2wm/not-a-fisher"]) == 2
-    assert "is not a fisher folder (no fisher.safetensors)" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "is not a Fisher folder written by `e2wm fisher` (no fisher.safetensors, fisher.json)" in err
+    assert "it looks like a corpus folder, so push it as `corpus`" in err
+    assert main(["push", "corpus", str(folder), "not a repo id"]) == 2
+    assert "'not a repo id' is not a valid Hub repo id" in capsys.readouterr().err
+    assert ("model", "e2wm/not-a-fisher") not in fake_hub.repos  # refused before any request
 
 
 # ---------------------------------------------------------------------- held-out RobotHow programs
