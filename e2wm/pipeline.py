@@ -392,9 +392,12 @@ def evaluate_label(run: _Run, label: str, adapter: str | None) -> dict[str, Any]
         run.recipe, run.model_path, str(run.path("eval")), label, adapter, str(run.path("corpus")), str(heldout)
     )
     config.tasks = tasks
+    from e2wm.evaluation.report import summary_lines
+
     summary = run_evaluation(config, on_task=lambda task: run.status(f"eval_{label}: {task}"))
-    shown = ", ".join(f"{task} {result['value']:.3f}" for task, result in summary["tasks"].items())
-    run.log(f"  {label}: {shown}")
+    run.log(f"  {label}:")
+    for line in summary_lines(summary):
+        run.log(line)
     return summary
 
 
@@ -415,10 +418,14 @@ def _stage_report(run: _Run) -> None:
         f"(λ = {ewc_args.ewc_lambda}, Fisher normalization {ewc_args.fisher_normalization}). {run.recipe.notes}".strip()
     )
     report = write_report(run.path("report"), results, title=f"e2wm pipeline: {run.recipe.name}", notes=notes)
+    source = run.recipe.fisher.get("text", GENERAL)
+    described = "Python's documentation (pydoc_data topics), offline prose" if source == GENERAL else str(source)
+    heldout = (str(run.path("general_text", "heldout.jsonl")), f"{described}: held-out documents (never trained on)")
     for label in ("lora", "ewc_lora"):
         update_model_card(
-            run.path("adapters", label), results[label], str(run.path("corpus")), f"{run.recipe.name}-{label}"
-        )
+            run.path("adapters", label), results[label], str(run.path("corpus")), f"{run.recipe.name}-{label}",
+            base=results["base"], perplexity_source=heldout,
+        )  # fmt: skip
     run.log(f"  report: {report}")
 
 

@@ -452,13 +452,47 @@ def summary_lines(summary: Mapping[str, Any], resamples: int = RESAMPLES, seed: 
 
 
 # ---------------------------------------------------------------------------------------------- model cards
-def card_eval_results(results: dict[str, Any], dataset_id: str, dataset_name: str = "e2wm experiences") -> list[Any]:
+def _dataset_reference(source: str) -> str:
+    """What a model-index ``dataset.type`` says about a dataset: its Hub id, or the absolute path of a local one
+    (never a string that could pass for a Hub id it is not)."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    path = Path(source).expanduser()
+    if not path.exists() and source.count("/") == 1:
+        try:
+            validate_repo_id(source)
+            return source
+        except HFValidationError:
+            pass
+    return str(path.resolve())
+
+
+def card_eval_results(
+    results: dict[str, Any],
+    dataset_id: str,
+    dataset_name: str = "e2wm experiences",
+    perplexity_source: tuple[str, str] | None = None,
+) -> list[Any]:
     """``huggingface_hub.EvalResult`` entries (model-index) for one label's results: the measured values
-    only (the intervals go in the card's text)."""
+    only (the intervals go in the card's text). ``dataset_id``: the corpus (a Hub id, or a local folder, named
+    by its absolute path); ``perplexity_source``: (id or path, description) of the general text the perplexity
+    was measured on (without it the perplexity is not put in the model-index: it is not the corpus)."""
     from huggingface_hub import EvalResult
 
     entries = []
     for task, result in results["tasks"].items():
+        if task == "perplexity":
+            if perplexity_source is None:
+                continue
+            source, description = perplexity_source
+            entries.append(
+                EvalResult(
+                    task_type="text-generation", dataset_type=_dataset_reference(source), dataset_name=description,
+                    metric_type="perplexity", metric_name=_PRETTY["perplexity"],
+                    metric_value=round(float(result["value"]), 4), task_name="perplexity",
+                )
+            )  # fmt: skip
+            continue
         metric = result["metric"]
         settings = result.get("settings", {})
         config = settings.get("config", task)
@@ -468,9 +502,9 @@ def card_eval_results(results: dict[str, Any], dataset_id: str, dataset_name: st
         entries.append(
             EvalResult(
                 task_type="text-generation",
-                dataset_type=dataset_id,
+                dataset_type=_dataset_reference(dataset_id),
                 dataset_name=dataset_name,
-                dataset_config=None if task == "perplexity" else config,
+                dataset_config=config,
                 metric_type=metric,
                 metric_name=name,
                 metric_value=round(float(result["value"]), 4),
@@ -515,6 +549,7 @@ def update_model_card(
     base: dict[str, Any] | None = None,
     resamples: int = RESAMPLES,
     seed: int = 0,
+    perplexity_source: tuple[str, str] | None = None,
 ) -> None:
     """Add the results to the model card (README.md) of an adapter folder: ``model-index`` entries (the
     measured values) and an evaluation section with n and 95% intervals (and, with the ``base`` model's
@@ -525,7 +560,7 @@ def update_model_card(
     card = ModelCard(path.read_text(encoding="utf-8") if path.exists() else "---\n{}\n---\n")
     data = card.data if isinstance(card.data, ModelCardData) else ModelCardData(**card.data.to_dict())
     data.model_name = data.model_name or model_name
-    data.eval_results = card_eval_results(results, dataset_id)
+    data.eval_results = card_eval_results(results, dataset_id, perplexity_source=perplexity_source)
     card.data = data
     text = card.text
     if _CARD_START in text and _CARD_END in text:

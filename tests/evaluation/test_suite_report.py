@@ -218,8 +218,10 @@ def test_results_without_per_example_scores_are_refused(tmp_path):
 
 def test_results_go_into_the_model_card_as_model_index_and_intervals(tmp_path):
     (tmp_path / "README.md").write_text("---\nlicense: apache-2.0\n---\n# my adapter\n")
+    heldout = ("/data/heldout.jsonl", "Python documentation, held-out documents")
     update_model_card(tmp_path, LORA, "e2wm/experiences", "my-adapter", base=BASE, resamples=200)
-    update_model_card(tmp_path, LORA, "e2wm/experiences", "my-adapter", base=BASE, resamples=200)  # replaces
+    update_model_card(tmp_path, LORA, "e2wm/experiences", "my-adapter", base=BASE, resamples=200,  # replaces
+                      perplexity_source=heldout)  # fmt: skip
     card = (tmp_path / "README.md").read_text()
     assert "model-index:" in card and "name: my-adapter" in card and "counting_qa" in card and "# my adapter" in card
     assert card.count("## Evaluation (e2wm)") == 1
@@ -232,6 +234,20 @@ def test_results_go_into_the_model_card_as_model_index_and_intervals(tmp_path):
     assert values["accuracy (length-normalised), 2-shot"] == 0.875, "model-index holds the measured value only"
     assert values["accuracy (length-normalised), 0-shot"] == 0.5, "zero-shot stays apart from few-shot"
     assert all(isinstance(v, float) for v in values.values())
+    datasets = {r.metric_type: (r.dataset_type, r.dataset_name) for r in data.eval_results}
+    assert datasets["perplexity"] == heldout, "perplexity names the general text it was measured on, not the corpus"
+    assert datasets["accuracy_normalised"][0] == "e2wm/experiences"
+
+
+def test_a_local_corpus_is_named_by_its_path_in_the_model_index_never_as_a_hub_id(tmp_path):
+    from huggingface_hub import ModelCard
+
+    corpus = tmp_path / "runs" / "corpus"
+    corpus.mkdir(parents=True)
+    update_model_card(tmp_path, LORA, str(corpus), "my-adapter", base=BASE, resamples=200)
+    data = ModelCard((tmp_path / "README.md").read_text()).data
+    assert {r.dataset_type for r in data.eval_results} == {str(corpus.resolve())}
+    assert "perplexity" not in {r.metric_type for r in data.eval_results}  # its text source was not given
 
 
 def test_eai_records_become_per_example_success_on_the_tasks_eai_scores():
