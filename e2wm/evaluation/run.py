@@ -134,10 +134,10 @@ def plan_context_from_corpus(corpus: str, split: str) -> PlanContext | None:
 
 
 def known_tasks() -> list[str]:
-    """Every task name ``--tasks`` accepts."""
-    from e2wm.evaluation.tasks import CORPUS_TASKS
+    """Every task name ``--tasks`` accepts: the corpus's evaluation configs and EAI's benchmark tasks."""
+    from e2wm.evaluation.tasks import CORPUS_TASKS, EAI_TASKS
 
-    return list(CORPUS_TASKS)
+    return [*CORPUS_TASKS, *EAI_TASKS]
 
 
 def check_task_names(names: Sequence[str]) -> None:
