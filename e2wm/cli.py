@@ -11,12 +11,19 @@
     e2wm pipeline --recipe recipes/quickstart.yaml --out runs/quickstart
     e2wm push fisher fisher/ you/model-fisher
 
-Exit status: 0 on success, 1 when a script line fails to execute, 2 for malformed input or usage.
+Exit status, for every command: 0 on success; 1 when a script line fails to execute (``world exec``,
+``world demo``) or the leak check fails (``build``); 2 for bad input or usage: a missing, empty, damaged or
+mistyped file or flag, an output folder that is in use, holds other files, or is on a full or read-only
+disk. Bad input is one line on stderr (``e2wm: error: <input>: <what is wrong and the fix>``), never a
+traceback, and loses nothing: inputs are never changed, outputs are complete or absent, and no command
+deletes a file or folder that e2wm did not write. 130 after Ctrl-C (a rerun resumes where the command
+resumes: collect, fisher, eval, pipeline).
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -37,7 +44,23 @@ def _err(message: str) -> None:
     print(f"e2wm: error: {message}", file=sys.stderr)
 
 
+def _message(err: BaseException) -> str:
+    """One line for an error a command reports as bad input (an ``OSError`` names its path and the fix)."""
+    if isinstance(err, OSError):
+        from e2wm.utils import describe_os_error
+
+        return describe_os_error(err)
+    return str(err)
+
+
+def _one_line(message: str) -> str:
+    return " ".join(message.split())
+
+
 # ---------------------------------------------------------------------- world
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
 def _world_exec(args: argparse.Namespace) -> int:
     from e2wm.world import GraphFormatError, ScriptParseError, World, read_script
 
@@ -46,6 +69,10 @@ def _world_exec(args: argparse.Namespace) -> int:
         program = read_script(args.script)
     except (GraphFormatError, ScriptParseError) as err:
         raise _InputError(str(err)) from None
+    if not program.lines:
+        raise _InputError(
+            f"{args.script}: the script has no lines to execute (one line per step, e.g. [Walk] <sofa> (5))"
+        )
     if not world.characters:
         raise _InputError(f"{args.graph}: the graph has no character (a node with class_name 'character')")
     try:
@@ -64,7 +91,11 @@ def _world_exec(args: argparse.Namespace) -> int:
     try:
         world.write_json(args.out)
     except OSError as err:
-        raise _InputError(f"cannot write {args.out}: {err.strerror}") from None
+        from e2wm.utils import describe_os_error, explain_write_error
+
+        raise _InputError(
+            explain_write_error(err, args.out) if err.errno in _WRITE_ERRNOS else describe_os_error(err)
+        ) from None
     if failed is not None:
         executed = failed[0] - 1
         _err(
@@ -167,7 +198,7 @@ def _build(args: argparse.Namespace) -> int:
             args.episodes, args.out, config, progress=not args.quiet, repo_id=args.push_to_hub or "e2wm/experiences"
         )
     except (CorpusError, ValueError, OSError) as err:
-        raise _InputError(str(err)) from None
+        raise _InputError(_message(err)) from None
     except LeakError as err:
         _err(str(err))
         return EXIT_FAILED
@@ -191,7 +222,7 @@ def _eval(args: argparse.Namespace) -> int:
         config = from_namespace(EvalConfig, args, progress=not args.quiet)
         summary = run_evaluation(config)
     except (EvalFileError, ModelLoadError, ModelUnavailableError, ValueError, OSError) as err:
-        raise _InputError(str(err)) from None
+        raise _InputError(_message(err)) from None
     from e2wm.evaluation.report import summary_lines
 
     print("\n".join(summary_lines(summary)))  # each score with its 95% interval and n
@@ -201,22 +232,28 @@ def _eval(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------- pipeline
 def _pipeline(args: argparse.Namespace) -> int:
-    from e2wm.locking import OutputFolderError
-    from e2wm.pipeline import PipelineError, load_recipe, run_pipeline
+    from e2wm.models import ModelLoadError, ModelUnavailableError
+    from e2wm.pipeline import load_recipe, run_pipeline
+    from e2wm.tasks.corpus import LeakError
 
     try:
         recipe = load_recipe(args.recipe)
         report = run_pipeline(recipe, args.out, progress=not args.quiet)
-    except (PipelineError, OutputFolderError) as err:
-        raise _InputError(str(err)) from None
+    except (ValueError, OSError, ModelLoadError, ModelUnavailableError) as err:
+        # PipelineError, OutputFolderError and every stage's input errors (CollectionError, CorpusError,
+        # FisherError, RecipeError, EvalFileError) are ValueErrors; a full disk is an OSError
+        raise _InputError(_message(err)) from None
+    except LeakError as err:
+        _err(str(err))
+        return EXIT_FAILED
     print(f"Done: {report}")
     return EXIT_OK
 
 
 def _frontier(args: argparse.Namespace) -> int:
     from e2wm.frontier import run_frontier
-    from e2wm.locking import OutputFolderError
-    from e2wm.pipeline import PipelineError, load_recipe
+    from e2wm.models import ModelLoadError, ModelUnavailableError
+    from e2wm.pipeline import load_recipe
 
     try:
         recipe = load_recipe(args.recipe)
@@ -225,8 +262,8 @@ def _frontier(args: argparse.Namespace) -> int:
                 f"{args.recipe} has no 'frontier' section: add one (see recipes/frontier_quickstart.yaml)"
             )
         report = run_frontier(recipe, args.out, progress=not args.quiet)
-    except (PipelineError, OutputFolderError) as err:
-        raise _InputError(str(err)) from None
+    except (ValueError, OSError, ModelLoadError, ModelUnavailableError) as err:  # as in _pipeline
+        raise _InputError(_message(err)) from None
     print(f"Done: {report}")
     return EXIT_OK
 
@@ -265,7 +302,7 @@ def _collect(args: argparse.Namespace) -> int:
             config, args.out, num_proc=args.num_proc, shard=shard, progress=not args.quiet, ray_address=args.ray
         )
     except (CollectionError, RobotHowUnavailableError, GraphFormatError, ValueError, OSError) as err:
-        raise _InputError(str(err)) from None
+        raise _InputError(_message(err)) from None
     rate = summary.episodes / summary.seconds * 60 if summary.seconds else 0.0
     print(
         f"{summary.episodes} episodes in {summary.seconds:.1f} s ({rate:.0f}/min): "
@@ -280,11 +317,17 @@ def _collect(args: argparse.Namespace) -> int:
 def _fisher(args: argparse.Namespace) -> int:
     from e2wm.ewc import DocumentSourceError, FisherError
     from e2wm.fisher import run  # the same run as `accelerate launch -m e2wm.fisher`
+    from e2wm.locking import output_lock
 
+    # One run per --out: the lock is on <out>.partial/, where a run keeps its checkpoints until the Fisher is
+    # complete (<out> itself appears only complete, by a rename), so runs into other folders of one parent
+    # never wait for each other. Removed again when the run failed before writing a checkpoint.
+    partial = Path(args.out).with_name(Path(args.out).name + ".partial")
     try:
-        result = run(args)
+        with output_lock(partial, f"e2wm fisher --out {args.out}", remove_if_unused=True):
+            result = run(args)
     except (FisherError, DocumentSourceError, ValueError, OSError) as err:
-        raise _InputError(str(err)) from None
+        raise _InputError(_message(err)) from None
     if result.is_main_process:
         print(result.summary())
         if result.hub_url:
@@ -484,7 +527,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return func(args)
     except _InputError as err:
-        _err(str(err))
+        _err(_one_line(str(err)))
+        return EXIT_BAD_INPUT
+    except OSError as err:  # a full or read-only disk, a missing file: the path and the fix, not a traceback
+        _err(_one_line(_message(err)))
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         _err("interrupted")

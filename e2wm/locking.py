@@ -68,11 +68,14 @@ class OutputLockedError(OutputFolderError):
 
 
 @contextmanager
-def output_lock(folder: str | Path, command: str) -> Iterator[Path]:
+def output_lock(folder: str | Path, command: str, *, remove_if_unused: bool = False) -> Iterator[Path]:
     """Hold the exclusive lock of ``folder`` (created if missing) for the ``with`` block.
 
     ``command`` says what this run is (e.g. ``"e2wm collect --seed 3"``); a run refused because of
-    this one quotes it. Yields the folder as a ``Path``.
+    this one quotes it. Yields the folder as a ``Path``. With ``remove_if_unused``, a folder that this
+    call created and that holds nothing but the lock file at the end is removed (a run that failed
+    before writing anything leaves no folder behind); the removal happens while the lock is held, and
+    gives up if another run has meanwhile created its own lock file there.
 
     Raises :class:`OutputLockedError` at once (never waits) when another run holds the folder, and
     :class:`OutputFolderError` when the folder or its lock file cannot be created (read-only, full,
@@ -80,6 +83,7 @@ def output_lock(folder: str | Path, command: str) -> Iterator[Path]:
     """
     folder = Path(folder)
     path = folder / LOCK_NAME
+    created = not folder.is_dir()
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
@@ -92,12 +96,23 @@ def output_lock(folder: str | Path, command: str) -> Iterator[Path]:
         try:
             yield folder
         finally:
+            if remove_if_unused and created:
+                _remove_if_only_lock(folder, path)
             if locked:
                 # Empty the record before unlocking: a run refused from now on finds no stale holder.
                 os.ftruncate(fd, 0)
                 fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+def _remove_if_only_lock(folder: Path, path: Path) -> None:
+    try:
+        if [entry.name for entry in folder.iterdir()] == [LOCK_NAME]:
+            path.unlink()
+            folder.rmdir()  # fails (and is left) if another run created its lock file after the unlink
+    except OSError:
+        pass
 
 
 def _try_lock(fd: int, folder: Path) -> bool:

@@ -12,6 +12,7 @@ Rooms are the nodes of category ``"Rooms"``. Every other node is in at most one 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, TypeGuard
 
@@ -208,18 +209,29 @@ def read_graph_json(path: str | Path) -> dict[str, Any]:
     """Read a graph JSON file; also accepts RobotHow's ``{"init_graph": ...}`` files (the initial graph)."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a UTF-8 byte order mark (Windows editors) is fine
     except FileNotFoundError:
+        if path.is_symlink():
+            raise GraphFormatError(
+                f"a broken symbolic link (to {os.readlink(path)}, which does not exist): fix or remove the link",
+                source=str(path),
+            ) from None
         raise GraphFormatError("no such file", source=str(path)) from None
     except OSError as err:
         raise GraphFormatError(f"cannot read the file: {err.strerror}", source=str(path)) from None
     except UnicodeDecodeError:
         raise GraphFormatError("the file is not UTF-8 text", source=str(path)) from None
+    if not text.strip():
+        raise GraphFormatError("the file is empty (a graph is a JSON object with nodes and edges)", source=str(path))
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:
         raise GraphFormatError(
             f"invalid JSON: {err.msg}", source=str(path), position=f"line {err.lineno} column {err.colno}"
+        ) from None
+    except RecursionError:
+        raise GraphFormatError(
+            "the JSON is nested too deeply to be a graph (a graph is an object of two flat lists)", source=str(path)
         ) from None
     if isinstance(data, dict) and "nodes" not in data and isinstance(data.get("init_graph"), dict):
         data = data["init_graph"]

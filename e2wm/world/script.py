@@ -193,7 +193,7 @@ def read_script(path: str | Path) -> Program:
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a UTF-8 byte order mark is fine
     except OSError as err:
         raise ScriptParseError(f"cannot read the script: {err.strerror}", source=str(path)) from None
     except UnicodeDecodeError:

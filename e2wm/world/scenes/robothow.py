@@ -21,7 +21,6 @@ import html.parser
 import json
 import os
 import shutil
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -33,6 +32,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from e2wm.utils import explain_write_error, make_new_dir, replace_folder
 from e2wm.world.script import ScriptLine, ScriptParseError, parse_program, parse_script_line
 
 __all__ = [
@@ -248,18 +248,41 @@ def fetch_robothow(
     folder = robothow_dir(cache_dir)
     if _index_is_complete(folder) and not force:
         return folder
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".robothow-", dir=folder.parent) as tmp:
-        tmp_path = Path(tmp)
+    _check_replaceable(folder)
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp_path = make_new_dir(folder.parent, f".{folder.name}.e2wm-new-")
+    except OSError as err:
+        raise RobotHowUnavailableError(explain_write_error(err, folder)) from None
+    try:
         source = Path(wheel) if wheel is not None else _download_wheel(tmp_path, progress)
         if not source.is_file():
             raise RobotHowUnavailableError(f"no such wheel: {source}")
         staged = tmp_path / "robothow"
         _extract(source, staged, progress)
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(staged, folder)
+        replace_folder(staged, folder)
+    except OSError as err:
+        raise RobotHowUnavailableError(explain_write_error(err, folder)) from None
+    finally:
+        shutil.rmtree(tmp_path, ignore_errors=True)
     return folder
+
+
+def _check_replaceable(folder: Path) -> None:
+    """A cache folder is replaced only when it is missing, empty, or a RobotHow cache e2wm wrote."""
+    if folder.exists() and not folder.is_dir():
+        raise RobotHowUnavailableError(f"{folder} is a file: give a folder for the RobotHow programs")
+    if not folder.is_dir() or not any(folder.iterdir()):
+        return
+    try:
+        index = json.loads((folder / "index.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        index = None
+    if not isinstance(index, dict) or index.get("format") != _FORMAT:
+        raise RobotHowUnavailableError(
+            f"{folder} holds files and is not a RobotHow cache e2wm wrote (no e2wm index.json): fetching replaces the "
+            "whole folder, so give an empty or new folder (--cache-dir)"
+        )
 
 
 def load_robothow(cache_dir: str | Path | None = None) -> list[RobotHowProgram]:

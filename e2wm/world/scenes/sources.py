@@ -25,13 +25,23 @@ def scene_id(graph: dict[str, Any]) -> str:
 
 
 def graph_files(path: str | Path) -> list[Path]:
-    """The ``*.json`` graph files of a folder (sorted, recursive), or the file itself."""
+    """The ``*.json`` graph files of a folder (sorted, recursive), or the file itself.
+
+    A broken symbolic link named ``*.json`` is listed too (never skipped in silence): reading it raises a
+    ``GraphFormatError`` that names the link and where it points, so a scene set never loses a scene unseen.
+    """
     path = Path(path)
     if path.is_file():
         return [path]
     if not path.is_dir():
+        if path.is_symlink():
+            return [path]  # a broken link: read_graph_json says so
         raise GraphFormatError("no such file or folder", source=str(path))
-    files = sorted(p for p in path.rglob("*.json") if p.is_file() and p.name != "scenes.json")
+    files = sorted(
+        p
+        for p in path.rglob("*.json")
+        if (p.is_file() or (p.is_symlink() and not p.exists())) and p.name != "scenes.json"
+    )
     if not files:
         raise GraphFormatError("the folder holds no .json graph files", source=str(path))
     return files
