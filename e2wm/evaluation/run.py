@@ -207,30 +207,11 @@ def run_evaluation(
 
 
 def read_documents(path: str | Path, field_name: str = "text") -> list[str]:
-    """Documents from a ``.jsonl`` file (``text`` field) or a ``.txt`` file (one per line); errors name the file."""
-    path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
-    except OSError as err:
-        raise ValueError(f"{path}: cannot read the documents ({err.strerror or err})") from None
-    except UnicodeDecodeError:
-        raise ValueError(
-            f"{path}: not UTF-8 text (documents are .jsonl with a {field_name!r} field, or .txt)"
-        ) from None
-    if path.suffix != ".jsonl":
-        documents = [line for line in lines if line.strip()]
-    else:
-        documents = []
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{number}: not a JSON object ({err.msg})") from None
-            if not isinstance(row, dict) or not isinstance(row.get(field_name), str):
-                raise ValueError(f"{path}:{number}: each line needs a string {field_name!r} field")
-            documents.append(row[field_name])
+    """Documents from a ``.jsonl`` file (``text`` field) or a ``.txt`` file (one per line), at least one; errors
+    name the file and line (``e2wm.ewc.text.read_local_documents``, the reader ``e2wm fisher`` uses)."""
+    from e2wm.ewc.text import read_local_documents
+
+    documents = read_local_documents(path, field_name)
     if not documents:
         raise ValueError(f"{path}: holds no documents")
     return documents

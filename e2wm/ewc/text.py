@@ -60,7 +60,7 @@ def read_local_documents(path: str | Path, field: str = "text") -> list[str]:
     if path.suffix not in _LOCAL_SUFFIXES:
         raise DocumentSourceError(f"{path}: unsupported file type; use .jsonl or .txt, or a datasets id or folder")
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = path.read_text(encoding="utf-8-sig").splitlines()  # a byte-order mark is not text
     except FileNotFoundError:
         raise DocumentSourceError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError) as err:
