@@ -73,15 +73,52 @@ def check_artifact(kind: str, folder: str | Path) -> Path:
     missing = [name for name in ARTIFACTS[kind][1] if not (folder / name).is_file()]
     if missing:
         others = [k for k in ARTIFACTS if k != kind and all((folder / n).is_file() for n in ARTIFACTS[k][1])]
-        hint = f"; it looks like {others[0]} folder, so push it as `{others[0]}`" if others else ""
+        hint = f"; it looks like {_WHAT[others[0]].split(' written')[0]}, so push it as `{others[0]}`" if others else ""
         raise ArtifactError(f"{folder} is not {_WHAT[kind]} (no {', '.join(missing)}){hint}")
     if kind == "fisher":
         from e2wm.ewc.artifact import read_fisher_metadata
+        from e2wm.ewc.layers import FisherError
 
-        read_fisher_metadata(folder)  # a readable e2wm Fisher, not only a file of that name
-    if kind == "corpus" and not any(folder.glob("*/*.parquet")):
-        raise ArtifactError(f"{folder} is not {_WHAT[kind]} (no parquet shards)")
+        try:
+            read_fisher_metadata(folder)  # a readable e2wm Fisher, not only a file of that name
+        except FisherError as err:
+            raise ArtifactError(f"{err}; nothing was pushed") from None
+    if kind == "adapter":
+        _check_safetensors(folder / "adapter_model.safetensors")
+    if kind == "corpus":
+        shards = sorted(folder.glob("*/*.parquet"))
+        if not shards:
+            raise ArtifactError(f"{folder} is not {_WHAT[kind]} (no parquet shards)")
+        _check_parquet(shards)
     return folder
+
+
+def _check_safetensors(path: Path) -> None:
+    """A damaged weights file is refused before it replaces a good one on the Hub (its header is read)."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            handle.keys()
+    except (SafetensorError, OSError) as err:
+        raise ArtifactError(
+            f"{path} is damaged or not a safetensors file ({' '.join(str(err).split())}); nothing was pushed: "
+            "save the adapter again (e2wm train)"
+        ) from None
+
+
+def _check_parquet(shards: Sequence[Path]) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    for shard in shards:
+        try:
+            pq.read_metadata(shard)
+        except (pa.ArrowException, OSError) as err:
+            raise ArtifactError(
+                f"{shard} is damaged or not a parquet file ({' '.join(str(err).split())}); nothing was pushed: "
+                "rebuild the corpus (e2wm build)"
+            ) from None
 
 
 def push_artifact(kind: str, folder: str | Path, repo_id: str, *, private: bool | None = None) -> str:

@@ -87,8 +87,8 @@ def output_lock(folder: str | Path, command: str, *, remove_if_unused: bool = Fa
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    except OSError as err:
-        raise OutputFolderError(explain_write_error(err, path), folder=folder) from None
+    except OSError as err:  # named as the error names it: the folder mkdir could not make, or the lock file
+        raise OutputFolderError(explain_write_error(err, err.filename or path), folder=folder) from None
     try:
         locked = _try_lock(fd, folder)
         if locked:

@@ -99,6 +99,15 @@ def _check_source(name: str, what: str = "model") -> None:
                 f"{what} folder {name} has no {wanted}: give a folder written by save_pretrained"
                 + (" (e2wm train writes one)" if what == "adapter" else "")
             )
+        try:
+            config = json.loads((path / wanted).read_text(encoding="utf-8-sig"))
+        except (OSError, ValueError):
+            config = None
+        if not isinstance(config, dict):
+            raise ModelLoadError(
+                f"{path / wanted} is not {'an' if what == 'adapter' else 'a'} {what} config (a JSON object): save the "
+                f"{what} again with save_pretrained"
+            )
     elif path.exists():
         raise ModelLoadError(f"{what} {name} is a file; give the folder that holds it (with its {what} config)")
     elif _looks_like_path(name):
@@ -177,9 +186,22 @@ def load_causal_lm(
     kwargs.update(model_kwargs or {})
     if quantization is not None:  # a quantized model cannot be moved later: load it where it will run
         kwargs.update(quantization_config=quantization, device_map={"": target or default_device()})
+    from safetensors import SafetensorError
+
     try:
         tokenizer = AutoTokenizer.from_pretrained(name, revision=revision, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError, ImportError, RuntimeError, TypeError) as err:
+        raise ModelLoadError(
+            f"cannot load the tokenizer of the model {name_or_path!r} ({_first_line(err).rstrip(': ')}): the model "
+            "folder needs the tokenizer files that tokenizer.save_pretrained writes"
+        ) from None
+    try:
         model: Any = AutoModelForCausalLM.from_pretrained(name, **kwargs)
+    except SafetensorError as err:
+        raise ModelLoadError(
+            f"cannot load the model {name_or_path!r}: its weights (*.safetensors) are damaged or not safetensors "
+            f"({_first_line(err)}): download or save the model again"
+        ) from None
     except (OSError, ValueError, ImportError, RuntimeError) as err:
         raise ModelLoadError(f"cannot load the model {name_or_path!r}: {_first_line(err)}") from None
     if adapter:
@@ -191,20 +213,36 @@ def load_causal_lm(
 
 def _load_adapter(model: Any, adapter: str, base: str, train: bool) -> Any:
     from peft import PeftModel
+    from safetensors import SafetensorError
 
     _check_source(adapter, "adapter")
     try:
         return PeftModel.from_pretrained(model, adapter, is_trainable=train)
-    except (OSError, ValueError, RuntimeError, KeyError) as err:
+    except SafetensorError as err:
+        raise ModelLoadError(
+            f"cannot load the adapter {adapter!r}: its weights (adapter_model.safetensors) are damaged or not "
+            f"safetensors ({_first_line(err)}): save or download the adapter again"
+        ) from None
+    except (OSError, ValueError, RuntimeError, KeyError, AttributeError, TypeError) as err:
         trained_for = ""
         config = Path(adapter) / "adapter_config.json"
         if config.is_file():
-            with contextlib.suppress(OSError, ValueError):
+            with contextlib.suppress(OSError, ValueError, AttributeError):
                 trained_for = json.loads(config.read_text(encoding="utf-8")).get("base_model_name_or_path") or ""
         hint = f" (it was trained for {trained_for})" if trained_for else ""
-        raise ModelLoadError(
-            f"cannot load the adapter {adapter!r} on the model {base!r}{hint}: {_first_line(err)}"
-        ) from None
+        raise ModelLoadError(f"cannot load the adapter {adapter!r} on the model {base!r}{hint}: {_why(err)}") from None
+
+
+def _why(err: BaseException) -> str:
+    """The useful line of a failed adapter load: the first shape mismatch (torch lists them after a header)."""
+    text = str(err)
+    for line in text.splitlines():
+        if "size mismatch for" in line:
+            return (
+                "it was made for a model of another shape: " + " ".join(line.split()).rstrip(".")
+                + "; use the base model it was trained on"
+            )  # fmt: skip
+    return _first_line(err)
 
 
 def _first_line(err: BaseException) -> str:

@@ -23,6 +23,7 @@ folder; use ``HF_TOKEN`` or ``hf auth login``.
 
 from __future__ import annotations
 
+import errno
 import random
 import sys
 from collections.abc import Mapping, Sequence
@@ -211,22 +212,44 @@ def parse_config(
         )
     if not model_args.model_name_or_path:
         raise RecipeError(f"{where}: model_name_or_path is required: a Hub model id, a local folder or e2wm:tiny")
+    _check_counts(training_args, where)
     return script_args, training_args, model_args
 
 
-def _split_config_flag(argv: Sequence[str]) -> tuple[dict[str, Any], list[str]]:
-    """``--config FILE`` (trl's habit) read as a recipe; the other flags returned as they are."""
+def _check_counts(training_args: Any, where: str) -> None:
+    """Values the Trainer accepts and then fails on mid-run (a DataLoader of batch size 0, a negative learning
+    rate): refused here, before a model is loaded, naming the key."""
+    import math
+
+    from e2wm.arguments import RecipeError
+
+    for key in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
+        value = getattr(training_args, key)
+        if value < 1:
+            raise RecipeError(f"{where}: {key} must be at least 1, got {value}")
+    rate = training_args.learning_rate
+    if not math.isfinite(rate) or rate < 0:
+        raise RecipeError(f"{where}: learning_rate must be a number ≥ 0, got {rate}")
+    if training_args.max_steps <= 0 and not training_args.num_train_epochs > 0:
+        raise RecipeError(
+            f"{where}: num_train_epochs must be above 0 (got {training_args.num_train_epochs}), or set max_steps"
+        )
+
+
+def _split_config_flag(argv: Sequence[str]) -> tuple[dict[str, Any], list[str], str]:
+    """``--config FILE`` (trl's habit) read as a recipe; the other flags returned as they are; and what errors
+    name as the source of the settings (the recipe file, or the flags)."""
     from e2wm.arguments import RecipeError
 
     args = list(argv)
     if "--config" not in args:
-        return {}, args
+        return {}, args, "flags"
     index = args.index("--config")
-    if index + 1 >= len(args):
+    if index + 1 >= len(args) or args[index + 1].startswith("--"):
         raise RecipeError("--config needs a recipe file: --config recipes/<recipe>.yaml")
     path = args[index + 1]
     del args[index : index + 2]
-    return read_recipe(path), args
+    return read_recipe(path), args, path
 
 
 def load_training_data(args: TrainScriptArguments, split: str, seed: int = 0) -> Any:
@@ -353,29 +376,85 @@ def main(argv: Sequence[str] | None = None) -> int:
     from e2wm.ewc import FisherError
     from e2wm.models import ModelLoadError, ModelUnavailableError
 
+    output_dir: Path | None = None
     try:
         argv = list(sys.argv[1:] if argv is None else argv)
         if "-h" in argv or "--help" in argv:
             build_parser().print_help()
             return 0
-        recipe, flags = _split_config_flag(argv)
-        script_args, training_args, model_args = parse_config(recipe, flags)
+        recipe, flags, source = _split_config_flag(argv)
+        script_args, training_args, model_args = parse_config(recipe, flags, where=source)
+        _check_writable(Path(training_args.output_dir))
+        output_dir = None if Path(training_args.output_dir).exists() else Path(training_args.output_dir)
         trainer = build_trainer(script_args, training_args, model_args)
     except (RecipeError, FisherError, ModelLoadError, ModelUnavailableError, ValueError, OSError) as err:
         # a recipe, a flag or a path to fix: one line, exit 2
-        print(f"e2wm train: error: {err}", file=sys.stderr)
+        from e2wm.utils import describe_os_error
+
+        if output_dir is not None and output_dir.is_dir() and not any(output_dir.iterdir()):
+            output_dir.rmdir()  # the Trainer made it before the error: a run that did not start leaves nothing
+        message = describe_os_error(err) if isinstance(err, OSError) else str(err)
+        print(f"e2wm train: error: {' '.join(message.split())}", file=sys.stderr)
         return 2
     except SystemExit as err:  # argparse's own usage errors (it has printed them)
         return 2 if err.code else 0
 
-    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
-    if training_args.push_to_hub:
-        trainer.push_to_hub(dataset_name=script_args.dataset_name)  # saves the adapter and card, then uploads
-        trainer.accelerator.print(f"Adapter and card pushed to https://huggingface.co/{trainer.hub_model_id}")
-    else:
-        trainer.save_model(training_args.output_dir)
-        trainer.accelerator.print(f"Adapter and card saved to {training_args.output_dir}")
+    try:
+        trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+        if training_args.push_to_hub:
+            trainer.push_to_hub(dataset_name=script_args.dataset_name)  # saves the adapter and card, then uploads
+            trainer.accelerator.print(f"Adapter and card pushed to https://huggingface.co/{trainer.hub_model_id}")
+        else:
+            trainer.save_model(training_args.output_dir)
+            trainer.accelerator.print(f"Adapter and card saved to {training_args.output_dir}")
+    except (OSError, RuntimeError) as err:
+        # The disk filled up or became read-only while saving: torch.save says so as a RuntimeError. Any other
+        # RuntimeError is not the user's input: it keeps its traceback.
+        out = Path(training_args.output_dir)
+        if isinstance(err, RuntimeError) and not _disk_full(out):
+            raise
+        from e2wm.utils import describe_os_error, explain_write_error
+
+        if isinstance(err, OSError) and not _disk_full(out):
+            message = describe_os_error(err)
+        else:
+            message = explain_write_error(OSError(errno.ENOSPC, "No space left on device"), out)
+        print(
+            f"e2wm train: error: {message} (a checkpoint being saved in {out} may be incomplete: delete the newest "
+            "checkpoint-* folder before resuming from it)",
+            file=sys.stderr,
+        )
+        return 2
     return 0
+
+
+def _disk_full(folder: Path) -> bool:
+    """Whether the disk holding ``folder`` (or its nearest existing parent) has less than 16 MiB free."""
+    import shutil
+
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        return shutil.disk_usage(folder).free < 16 << 20
+    except OSError:
+        return False
+
+
+def _check_writable(folder: Path) -> None:
+    """Fail before the model is loaded, not at the first checkpoint, when ``output_dir`` cannot be written
+    (an ``OSError`` naming ``folder``). Leaves no folder behind that was not there."""
+    from e2wm.utils import atomic_write_bytes
+
+    created = not folder.exists()
+    probe = folder / ".e2wm-write-test"
+    try:
+        atomic_write_bytes(probe, b"")
+        probe.unlink()
+        if created:
+            folder.rmdir()
+    except OSError as err:
+        filename = str(folder) if err.filename in (None, str(probe)) else err.filename
+        raise OSError(err.errno, err.strerror, filename) from None
 
 
 # ----------------------------------------------------------------------------- tiny assets (offline recipe)

@@ -26,8 +26,12 @@ from e2wm.ewc import Fisher, ewc_penalty, load_fisher, normalize_fisher
 from e2wm.ewc.layers import lora_layers
 from e2wm.ewc.normalization import global_mean
 from e2wm.ewc.penalty import PenaltyReference, base_rewriting_adapters, penalty_reference, rewrites_base
+from e2wm.hub import ARTIFACTS
 
 __all__ = ["EWCLoRATrainer", "with_task_weights"]
+
+# What a push of the adapter uploads (never training_args.bin, checkpoints, optimizer or RNG states)
+_ADAPTER_FILES: tuple[str, ...] = ARTIFACTS["adapter"][2]
 
 _PAPER_CITATION = """\
 @inproceedings{xiang2023language,
@@ -188,6 +192,7 @@ class EWCLoRATrainer(SFTTrainer):
                 f"EWCLoRATrainer needs args=EWCLoRAConfig(...), got {type(args).__name__}: the penalty, the Fisher "
                 "and the task weights are configured there"
             )
+        _check_hub_strategy(args)
         self.dataset_name = dataset_name
         weighted = False
         self._task_summary: list[dict[str, Any]] = []
@@ -417,6 +422,102 @@ class EWCLoRATrainer(SFTTrainer):
         target = Path(output_dir) if output_dir is not None else default
         if target.resolve() != default.resolve():
             shutil.copyfile(default / "README.md", target / "README.md")
+
+    # ------------------------------------------------------------------------------------------------------ Hub
+    def push_to_hub(
+        self,
+        commit_message: str | None = "End of training",
+        blocking: bool = True,
+        token: str | None = None,
+        revision: str | None = None,
+        private: bool | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Save the adapter and its card, then upload the adapter's own files only (``e2wm.hub``'s list, what
+        ``e2wm push adapter`` uploads).
+
+        ``Trainer.push_to_hub`` uploads all of ``output_dir`` but the ``checkpoint-*`` folders, so
+        ``training_args.bin`` (a pickle of the whole config) went up with the adapter; here nothing but the
+        adapter's config, weights, card and tokenizer files does. Otherwise as trl's: the repo is
+        ``hub_model_id`` (created if needed), ``kwargs`` go to the model card.
+        """
+        from huggingface_hub import HfApi
+
+        self.callback_handler.on_push_begin(self.args, self.state, self.control)
+        model_name = kwargs.pop("model_name", None)
+        if model_name is None and self.args.should_save:
+            model_name = (self.args.hub_model_id or Path(str(self.args.output_dir)).name).split("/")[-1]
+        token = token if token is not None else self.args.hub_token
+        if self.hub_model_id is None:
+            self.init_hf_repo(token=token, private=private)
+        self.save_model(_internal_call=True)
+        if not self.is_world_process_zero():
+            return None
+        tags = getattr(self.model, "model_tags", None)
+        if tags is not None:
+            given = kwargs.get("tags") or []
+            given = [given] if isinstance(given, str) else list(given)
+            kwargs["tags"] = given + [tag for tag in tags if tag not in given]
+        self.create_model_card(model_name=model_name, **kwargs)
+        self._finish_current_push()
+        return HfApi().upload_folder(
+            repo_id=self.hub_model_id,
+            folder_path=str(self.args.output_dir),
+            commit_message=commit_message,
+            token=token,
+            run_as_future=not blocking,
+            allow_patterns=list(_ADAPTER_FILES),
+            revision=revision if revision is not None else self.args.hub_revision,
+        )
+
+    def _push_from_checkpoint(self, checkpoint_folder: str) -> None:
+        """The push of every save (``hub_strategy="every_save"``): the checkpoint's adapter weights and config copied
+        to ``output_dir`` and uploaded, as transformers does, but only the adapter's files (transformers also uploads
+        the ``training_args.bin`` it writes there). Checkpoints themselves are never pushed (``_check_hub_strategy``).
+        """
+        from huggingface_hub import HfApi
+        from transformers.utils.hub import PushInProgress
+
+        if not self.is_world_process_zero() or self.args.hub_strategy == "end":
+            return
+        if not self.args.hub_always_push and self.push_in_progress is not None and not self.push_in_progress.is_done():
+            return
+        self.callback_handler.on_push_begin(self.args, self.state, self.control)
+        output_dir = Path(str(self.args.output_dir))
+        for name in ("adapter_config.json", "adapter_model.safetensors"):  # the card stays output_dir's
+            if (Path(checkpoint_folder) / name).is_file():
+                shutil.copy(Path(checkpoint_folder) / name, output_dir / name)
+        if self.processing_class is not None:
+            self.processing_class.save_pretrained(str(output_dir))
+        step = (
+            f"step {self.state.global_step}"
+            if self.args.save_strategy == "steps"
+            else f"epoch {int(self.state.epoch or 0)}"
+        )
+        job = HfApi().upload_folder(
+            repo_id=self.hub_model_id,
+            folder_path=str(output_dir),
+            commit_message=f"Training in progress, {step}",
+            token=self.args.hub_token,
+            run_as_future=True,
+            allow_patterns=list(_ADAPTER_FILES),
+            revision=self.args.hub_revision,
+        )
+        if self.push_in_progress is None or self.push_in_progress.is_done():
+            self.push_in_progress = PushInProgress([job])
+        else:
+            self.push_in_progress.jobs.append(job)
+
+
+def _check_hub_strategy(args: EWCLoRAConfig) -> None:
+    """Checkpoints are never pushed: they hold optimizer and RNG states and ``training_args.bin``, a pickle."""
+    strategy = str(getattr(args.hub_strategy, "value", args.hub_strategy))
+    if args.push_to_hub and strategy in ("checkpoint", "all_checkpoints"):
+        raise ValueError(
+            f"hub_strategy={strategy!r} would upload checkpoints, with their optimizer and RNG states and "
+            "training_args.bin (a pickle of the whole config); EWCLoRATrainer pushes the adapter only: use "
+            "hub_strategy 'end' or 'every_save', and resume from local checkpoints"
+        )
 
 
 def _load_fisher(args: EWCLoRAConfig, model: Any) -> Fisher:

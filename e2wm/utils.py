@@ -116,6 +116,9 @@ _WRITE_FIXES = {
     errno.EROFS: "the filesystem is read-only: write to another folder",
     errno.EACCES: "permission denied: write to a folder you can write to",
     errno.EPERM: "permission denied: write to a folder you can write to",
+    errno.EEXIST: "a file of that name stands where a folder is needed: choose another path",
+    errno.ENOTDIR: "a part of the path is a file, not a folder: choose another path",
+    errno.EISDIR: "a folder of that name stands where a file is needed: choose another path",
 }
 
 

@@ -21,10 +21,8 @@ card reports how many; the check itself then fails loudly on any remaining leak.
 from __future__ import annotations
 
 import json
-import os
 import random
 import shutil
-import tempfile
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -38,6 +36,7 @@ from tqdm.auto import tqdm
 from e2wm import __version__
 from e2wm.experience.collect import read_episodes, read_scene
 from e2wm.experience.episode import Episode
+from e2wm.locking import LOCK_NAME, output_lock
 from e2wm.tasks.common import (
     HOLDOUT_PRESETS,
     SPLITS,
@@ -51,8 +50,10 @@ from e2wm.tasks.common import (
 from e2wm.tasks.plans import activity_recognition, plan_facts, plan_generation, plan_qa
 from e2wm.tasks.stories import tell
 from e2wm.tasks.story_tasks import counting, object_path
+from e2wm.utils import explain_write_error, make_new_dir, replace_folder
 
 __all__ = [
+    "CORPUS_MARKER",
     "EVALUATION_CONFIGS",
     "TRAINING_CONFIGS",
     "CorpusError",
@@ -61,6 +62,7 @@ __all__ = [
     "build_corpus",
     "build_examples",
     "check_leaks",
+    "check_output_folder",
     "demonstration_pool",
     "load_corpus",
 ]
@@ -79,6 +81,8 @@ EVALUATION_CONFIGS = (
     "plan_generation_confusing_unseen",
 )
 _MULTIPLE_CHOICE = {c for c in EVALUATION_CONFIGS if c.endswith("_qa")}
+#: The file that marks a folder as a corpus e2wm built (``e2wm build`` replaces only such folders).
+CORPUS_MARKER = "e2wm_corpus.json"
 
 _BASE_FIELDS = [
     ("prompt", pa.string()),
@@ -211,7 +215,7 @@ def build_examples(episodes_dirs: Folders, config: TaskConfig, progress: bool = 
 
     def scene(episode: Episode) -> dict[str, Any]:
         if episode.scene_id not in scenes:
-            scenes[episode.scene_id] = read_scene(folder_of[episode.episode_id], episode.scene_id)
+            scenes[episode.scene_id] = _read_scene(folder_of[episode.episode_id], episode.scene_id)
         return scenes[episode.scene_id]
 
     # Plans: facts first (the housework QA needs which items every activity uses).
@@ -404,9 +408,100 @@ def _schema(name: str) -> pa.Schema:
     return pa.schema(_BASE_FIELDS + (_MC_FIELDS if name in _MULTIPLE_CHOICE else []) + _EXTRA_FIELDS.get(name, []))
 
 
+def _read_scene(folder: Path, sid: str) -> dict[str, Any]:
+    """A collection's scene graph, or a ``CorpusError`` naming the missing or damaged file."""
+    try:
+        return read_scene(folder, sid)
+    except (OSError, EOFError, ValueError) as err:  # missing, truncated gzip, bad JSON
+        path = folder / "scenes" / f"{sid}.json.gz"
+        what = "is missing" if isinstance(err, FileNotFoundError) else f"is damaged ({type(err).__name__})"
+        raise CorpusError(
+            f"{path} {what}: the collection {folder} is incomplete; collect it again (e2wm collect) into a new folder"
+        ) from None
+
+
 def _write_table(path: Path, table: pa.Table) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, path, compression="zstd")
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return folder in path.parents
+
+
+def check_output_folder(out: str | Path, episodes_dirs: Folders = ()) -> None:
+    """Refuse an ``out`` that building a corpus there would destroy something e2wm did not write.
+
+    ``out`` may be missing, empty, or a corpus e2wm built (``e2wm_corpus.json`` and only what ``build``
+    writes: ``README.md`` and folders of parquet files). It must not be, contain or be inside one of the
+    ``episodes_dirs`` (the collections being read), and the episodes folders must be collections, not
+    corpora. Raises ``CorpusError`` naming the folder and the fix.
+    """
+    out = Path(out)
+    folders = [Path(p) for p in ([episodes_dirs] if isinstance(episodes_dirs, (str, Path)) else episodes_dirs)]
+    target = out.resolve()
+    for folder in folders:
+        source = folder.resolve()
+        if target == source:
+            raise CorpusError(
+                f"--out {out} is the episodes folder {folder}: building there would replace the episodes; "
+                "choose another --out"
+            )
+        if _inside(source, target):
+            raise CorpusError(
+                f"--out {out} contains the episodes folder {folder}: replacing it would delete the episodes; "
+                "choose another --out"
+            )
+        if _inside(target, source):
+            raise CorpusError(f"--out {out} is inside the episodes folder {folder}: choose a folder outside it")
+        if (folder / CORPUS_MARKER).is_file():
+            raise CorpusError(
+                f"{folder} is an e2wm corpus ({CORPUS_MARKER}), not a collection: give --episodes the folders "
+                "that `e2wm collect` wrote"
+            )
+    if out.is_symlink():
+        raise CorpusError(f"--out {out} is a symbolic link: give the folder itself (a rebuild replaces the folder)")
+    if out.exists() and not out.is_dir():
+        raise CorpusError(f"--out {out} is a file: give a folder for the corpus")
+    if not out.is_dir():
+        return
+    entries = sorted(e for e in out.iterdir() if e.name != LOCK_NAME)
+    if not entries:
+        return
+    if not (out / CORPUS_MARKER).is_file():
+        raise CorpusError(
+            f"--out {out} holds files ({_listed(entries)}) and is not an e2wm corpus (no {CORPUS_MARKER}): e2wm "
+            "build replaces only a corpus it built; choose a new or empty folder"
+        )
+    foreign = [e for e in entries if not _written_by_build(e)]
+    if foreign:
+        raise CorpusError(
+            f"--out {out} is an e2wm corpus, but also holds {_listed(foreign)}, which e2wm build did not write "
+            "(a rebuild replaces the whole folder): move them out, or choose another --out"
+        )
+
+
+def _written_by_build(entry: Path) -> bool:
+    if entry.is_symlink():
+        return False
+    if entry.is_file():
+        return entry.name in ("README.md", CORPUS_MARKER)
+    return entry.is_dir() and all(
+        f.is_file() and not f.is_symlink() and f.suffix == ".parquet" for f in entry.iterdir()
+    )
+
+
+def _listed(entries: list[Path], shown: int = 3) -> str:
+    names = [e.name + ("/" if e.is_dir() and not e.is_symlink() else "") for e in entries]
+    return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
+
+
+def _remove_stale_staging(out: Path) -> None:
+    """Folders a killed build left beside ``out`` (only called while holding ``out``'s lock)."""
+    for pattern in (f".{out.name}.e2wm-new-*", f".{out.name}.e2wm-old-*"):
+        for stale in out.parent.glob(pattern):
+            if stale.is_dir() and not stale.is_symlink():
+                shutil.rmtree(stale, ignore_errors=True)
 
 
 def _episode_splits(
@@ -439,7 +534,7 @@ def _scene_tables(examples: Examples, folders: list[Path]) -> dict[str, pa.Table
         graphs = []
         for sid in sorted(ids):
             folder = next(f for f in folders if (f / "scenes" / f"{sid}.json.gz").exists())
-            graphs.append({"scene_id": sid, "graph": json.dumps(read_scene(folder, sid), separators=(",", ":"))})
+            graphs.append({"scene_id": sid, "graph": json.dumps(_read_scene(folder, sid), separators=(",", ":"))})
         tables[split] = pa.Table.from_pylist(
             graphs, schema=pa.schema([("scene_id", pa.string()), ("graph", pa.string())])
         )
@@ -453,61 +548,81 @@ def build_corpus(
     progress: bool = True,
     repo_id: str = "e2wm/experiences",
 ) -> CorpusSummary:
-    """Build the corpus folder ``out`` from a collection folder (written completely or not at all)."""
+    """Build the corpus folder ``out`` from collection folders: ``out`` is the old corpus or the new one, never
+    a mix, and nothing e2wm did not write is deleted.
+
+    ``out`` must be missing, empty or a corpus e2wm built (:func:`check_output_folder`); it is locked for
+    the run (``e2wm.locking.output_lock``: a second build into it stops at once). The new corpus is written
+    into a folder beside ``out`` (``.<name>.e2wm-new-*``) and swapped in (``e2wm.utils.replace_folder``: the
+    old corpus renamed away, the new one renamed in, the old one removed last). A failed or interrupted build
+    leaves ``out`` as it was; the next build removes what a killed one left beside it.
+    """
     config = config or TaskConfig()
     folders, out = _folders(episodes_dirs), Path(out)
-    examples, summary = build_examples(folders, config, progress)
-    problems = check_leaks(examples, summary.held_out)
-    if problems:
-        shown = "\n  ".join(problems[:10])
-        raise LeakError(f"{len(problems)} evaluation examples leak into training; nothing was written:\n  {shown}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    try:
-        files: dict[str, dict[str, str]] = {}
-        for name in [*TRAINING_CONFIGS, *EVALUATION_CONFIGS]:
-            for split in [*SPLITS, "unseen"]:
-                rows = [e.to_row() for e in examples.get(name, {}).get(split, [])]
-                if not rows:
-                    continue
-                relative = f"{name}/{split}-00000-of-00001.parquet"
-                _write_table(staging / relative, pa.Table.from_pylist(rows, schema=_schema(name)))
-                files.setdefault(name, {})[split] = relative
-                summary.sizes.setdefault(name, {})[split] = len(rows)
-        for split, table in _scene_tables(examples, folders).items():
-            relative = f"scenes/{split}-00000-of-00001.parquet"
-            _write_table(staging / relative, table)
-            files.setdefault("scenes", {})[split] = relative
-            summary.sizes.setdefault("scenes", {})[split] = table.num_rows
-        for split, table in _episode_splits(
-            folders, config, set(summary.unseen_activities), set(summary.held_out)
-        ).items():
-            relative = f"episodes/{split}-00000-of-00001.parquet"
-            _write_table(staging / relative, table)
-            files.setdefault("episodes", {})[split] = relative
-            summary.sizes.setdefault("episodes", {})[split] = table.num_rows
-        (staging / "README.md").write_text(_card(files, summary, config, folders, repo_id), encoding="utf-8")
-        (staging / "e2wm_corpus.json").write_text(
-            json.dumps(
-                {
-                    "e2wm_version": __version__,
-                    "task_config": _config_dict(config),
-                    "sizes": summary.sizes,
-                    "holdout": _holdout_record(config, summary),
-                    "training_activities": summary.training_activities,
-                    "training_programs": summary.training_programs,
-                },
-                indent=1,
-            ),
-            encoding="utf-8",
-        )
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    check_output_folder(out, folders)
+    with output_lock(out, "e2wm build", remove_if_unused=True):
+        check_output_folder(out, folders)  # again, now that no other build can change it
+        _remove_stale_staging(out)
+        examples, summary = build_examples(folders, config, progress)
+        problems = check_leaks(examples, summary.held_out)
+        if problems:
+            shown = "\n  ".join(problems[:10])
+            raise LeakError(f"{len(problems)} evaluation examples leak into training; nothing was written:\n  {shown}")
+        try:
+            staging = make_new_dir(out.parent, f".{out.name}.e2wm-new-")
+        except OSError as err:
+            raise CorpusError(explain_write_error(err, out)) from None
+        try:
+            _write_corpus(staging, out, examples, summary, config, folders, repo_id)
+            replace_folder(staging, out)
+        except BaseException as err:
+            shutil.rmtree(staging, ignore_errors=True)
+            if isinstance(err, OSError):
+                raise CorpusError(explain_write_error(err, out)) from None
+            raise
     return summary
+
+
+def _write_corpus(
+    staging: Path,
+    out: Path,
+    examples: Examples,
+    summary: CorpusSummary,
+    config: TaskConfig,
+    folders: list[Path],
+    repo_id: str,
+) -> None:
+    """Every file of the corpus into ``staging`` (``out`` names it in the card and in errors)."""
+    files: dict[str, dict[str, str]] = {}
+    for name in [*TRAINING_CONFIGS, *EVALUATION_CONFIGS]:
+        for split in [*SPLITS, "unseen"]:
+            rows = [e.to_row() for e in examples.get(name, {}).get(split, [])]
+            if not rows:
+                continue
+            relative = f"{name}/{split}-00000-of-00001.parquet"
+            _write_table(staging / relative, pa.Table.from_pylist(rows, schema=_schema(name)))
+            files.setdefault(name, {})[split] = relative
+            summary.sizes.setdefault(name, {})[split] = len(rows)
+    for split, table in _scene_tables(examples, folders).items():
+        relative = f"scenes/{split}-00000-of-00001.parquet"
+        _write_table(staging / relative, table)
+        files.setdefault("scenes", {})[split] = relative
+        summary.sizes.setdefault("scenes", {})[split] = table.num_rows
+    for split, table in _episode_splits(folders, config, set(summary.unseen_activities), set(summary.held_out)).items():
+        relative = f"episodes/{split}-00000-of-00001.parquet"
+        _write_table(staging / relative, table)
+        files.setdefault("episodes", {})[split] = relative
+        summary.sizes.setdefault("episodes", {})[split] = table.num_rows
+    (staging / "README.md").write_text(_card(files, summary, config, folders, repo_id), encoding="utf-8")
+    record = {
+        "e2wm_version": __version__,
+        "task_config": _config_dict(config),
+        "sizes": summary.sizes,
+        "holdout": _holdout_record(config, summary),
+        "training_activities": summary.training_activities,
+        "training_programs": summary.training_programs,
+    }
+    (staging / CORPUS_MARKER).write_text(json.dumps(record, indent=1), encoding="utf-8")
 
 
 def _holdout_record(config: TaskConfig, summary: CorpusSummary) -> dict[str, Any]:
