@@ -34,6 +34,7 @@ from typing import Any
 
 from e2wm.evaluation.eai_evaluator import (
     EAI_DEFECTS,
+    EAI_HASH_SEED,
     EAIVerdict,
     eai_module,
     eai_package_dir,
@@ -371,13 +372,15 @@ def score_answers(
     activity_seen: dict[str, bool] | None = None,
     program_seen: set[str] | None = None,
     num_proc: int = 1,
+    hash_seed: int | None = EAI_HASH_SEED,
 ) -> dict[str, Any]:
     """Score model answers (one per task, written in ``mode``) with EAI's evaluator and in e2wm's world.
 
     Returns ``{"eai": totals, "e2wm": totals, "eai_summary": EAI's own summary or None,
     "disagreements": {...}, "records": [...]}``; totals are fractions over the tasks EAI scores.
     ``activity_seen`` (activity -> seen in training) and ``program_seen`` (RobotHow ids ``file27_2``
-    in training) mark each record, so seen and unseen tasks can be told apart.
+    in training) mark each record, so seen and unseen tasks can be told apart. ``num_proc`` and
+    ``hash_seed``: see :func:`~e2wm.evaluation.eai_evaluator.run_eai_evaluator`.
     """
     if mode not in MODES:
         raise ValueError(f"unknown EAI prompt mode {mode!r}; use one of {', '.join(MODES)}")
@@ -385,7 +388,7 @@ def score_answers(
         raise ValueError(f"{len(tasks)} tasks but {len(answers)} answers")
     conversions = [e2wm_to_eai(t, a) if mode == "e2wm" else Conversion(a) for t, a in zip(tasks, answers, strict=True)]
     evaluation = run_eai_evaluator(
-        [(t.id, c.answer) for t, c in zip(tasks, conversions, strict=True)], execute_gold_matches, num_proc
+        [(t.id, c.answer) for t, c in zip(tasks, conversions, strict=True)], execute_gold_matches, num_proc, hash_seed
     )
     records: list[dict[str, Any]] = []
     for task, answer, conversion, eai in zip(tasks, answers, conversions, evaluation.verdicts, strict=True):
@@ -424,6 +427,7 @@ def score_answers(
         "e2wm": mine_totals,
         "eai_summary": evaluation.summary,
         "execute_gold_matches": execute_gold_matches,
+        "hash_seed": hash_seed,
         "disagreements": {
             "count": len(cases),
             "by_kind": {k: len(v) for k, v in sorted(kinds.items())},

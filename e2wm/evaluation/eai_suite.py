@@ -20,6 +20,7 @@ from e2wm.evaluation.eai import (
     seen_activities,
     training_programs,
 )
+from e2wm.evaluation.eai_evaluator import EAI_HASH_SEED
 
 __all__ = ["MAX_NEW_TOKENS", "eai_eval_task", "generate_eai_answers", "run_eai_task"]
 
@@ -59,7 +60,13 @@ def eai_eval_task(
         for t in tasks
     ]
     num_proc = num_proc or min(8, os.cpu_count() or 1)
-    settings: dict[str, Any] = {"mode": mode, "limit": limit, "eai_eval": "1.0.5", "num_proc": num_proc}
+    settings: dict[str, Any] = {
+        "mode": mode,
+        "limit": limit,
+        "eai_eval": "1.0.5",
+        "num_proc": num_proc,
+        "hash_seed": EAI_HASH_SEED,
+    }
     if mode == "e2wm":
         settings["shots"] = shots
     if corpus is not None:
@@ -152,6 +159,7 @@ def run_eai_task(model: Any, tokenizer: Any, task: Any, batch_size: int = 8, num
         activity_seen=seen if known else None,
         program_seen=programs if known else None,
         num_proc=task.settings.get("num_proc", 1),
+        hash_seed=task.settings.get("hash_seed", EAI_HASH_SEED),
     )
     eai, mine = scored["eai"], scored["e2wm"]
     extra = {

@@ -43,7 +43,9 @@ def sample(eai):
 def gold_runs(eai, sample):
     """The gold programs in both answer formats, executed by EAI (``execute_gold_matches``)."""
     return {
-        mode: eai.score_answers(sample, [eai.gold_answer(t, mode) for t in sample], mode, execute_gold_matches=True)
+        mode: eai.score_answers(
+            sample, [eai.gold_answer(t, mode) for t in sample], mode, execute_gold_matches=True, hash_seed=None
+        )
         for mode in eai.MODES
     }
 
@@ -86,7 +88,7 @@ def test_eai_counts_a_verbatim_gold_answer_executable_but_never_successful(eai, 
     """EAI's shortcut (EAI_DEFECTS["gold_shortcut"]), as its published numbers have it: e2wm names
     every such task as a disagreement instead of hiding it."""
     answers = [eai.gold_answer(t, "eai") for t in sample]
-    run = eai.score_answers(sample, answers, "eai")
+    run = eai.score_answers(sample, answers, "eai", hash_seed=None)  # no two-action goal: any seed will do
     assert run["eai"]["success_rate"] == 0.0 and run["eai"]["executability"] == 1.0
     assert run["eai"]["gold_shortcuts"] == 4
     assert run["disagreements"]["by_kind"] == {"gold_shortcut": 4}
@@ -101,7 +103,7 @@ def test_wrong_answers_get_eai_error_types_and_e2wm_verdicts(eai):
         '{"WALK": ["couch", 352, "couch", 352]}',  # two objects for WALK
         "I would pick up the phone.",  # no JSON at all
     ]
-    run = eai.score_answers(tasks, answers, "eai")
+    run = eai.score_answers(tasks, answers, "eai", hash_seed=None)
     verdicts = {r["id"]: (r["eai"]["executable"], r["eai"]["error_type"]) for r in run["records"]}
     assert verdicts == {
         "394_2": (False, "hallucination error"),
@@ -116,10 +118,28 @@ def test_wrong_answers_get_eai_error_types_and_e2wm_verdicts(eai):
     assert run["disagreements"]["count"] == 0
 
 
+def test_the_evaluator_hash_seed_keeps_two_action_goals_in_their_listed_order(eai):
+    """EAI orders action goals through set(): its worker processes run with EAI_HASH_SEED, under which
+    every two-action goal of the benchmark keeps the order it is listed in (the order e2wm checks)."""
+    import subprocess
+    import sys
+
+    from e2wm.evaluation.eai_evaluator import EAI_HASH_SEED
+
+    goals = sorted(
+        {tuple(dict.fromkeys(t.goal["actions"])) for t in eai.load_eai_tasks() if len(t.goal["actions"]) > 1}
+    )
+    assert len(goals) == 2
+    code = f"import json; print(json.dumps([list(set(g)) for g in {goals!r}]))"
+    env = {"PYTHONHASHSEED": str(EAI_HASH_SEED), "PATH": ""}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert [tuple(g) for g in json.loads(out.stdout)] == goals
+
+
 def test_an_answer_that_crashes_eai_is_recorded_and_the_others_still_scored(eai):
     tasks = eai.load_eai_tasks(ids=["394_2", "511_1"])
     answers = ['{"FIND": ["light", 245], "LOOKAT_SHORT": ["light", 245]}', eai.gold_answer(tasks[1], "eai")]
-    run = eai.score_answers(tasks, answers, "eai", execute_gold_matches=True)
+    run = eai.score_answers(tasks, answers, "eai", execute_gold_matches=True, hash_seed=None)
     crashed, fine = run["records"]
     assert crashed["eai"]["crash"].startswith("TypeError") and not crashed["eai"]["executable"]
     assert fine["eai"]["crash"] is None and fine["eai"]["success"]
