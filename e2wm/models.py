@@ -180,6 +180,8 @@ def load_causal_lm(
     if isinstance(quantization, str):
         quantization = quantization_config(quantization, dtype if dtype not in (None, "auto") else "bfloat16")
     target = default_device() if device == "auto" else device
+    if target is not None:
+        _check_device(target)
     kwargs: dict[str, Any] = {"revision": revision, "trust_remote_code": trust_remote_code, "dtype": torch_dtype}
     if attn_implementation:
         kwargs["attn_implementation"] = attn_implementation
@@ -209,6 +211,24 @@ def load_causal_lm(
     if quantization is None and target is not None:
         model.to(target)
     return (model.train() if train else model.eval()), tokenizer
+
+
+def _check_device(device: str) -> None:
+    """Refuse a device this machine does not have before anything is loaded (torch would assert mid-load)."""
+    import torch
+
+    try:
+        place = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        raise ModelLoadError(f"device {device!r} is not a device name: use cpu, cuda, cuda:1, mps") from None
+    if place.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ModelLoadError(f"device {device!r}: this machine has no CUDA GPU that torch can use; use cpu")
+        if place.index is not None and place.index >= count:
+            raise ModelLoadError(f"device {device!r}: this machine has {count} CUDA GPU(s), cuda:0 to cuda:{count - 1}")
+    if place.type == "mps" and not torch.backends.mps.is_available():
+        raise ModelLoadError(f"device {device!r}: Apple's MPS is not available here; use cpu")
 
 
 def _load_adapter(model: Any, adapter: str, base: str, train: bool) -> Any:

@@ -12,6 +12,7 @@ into trl so that everything a trl user knows (YAML configs, ``accelerate launch`
 
 from __future__ import annotations
 
+import os
 import shutil
 import warnings
 from collections.abc import Mapping, Sequence
@@ -416,6 +417,7 @@ class EWCLoRATrainer(SFTTrainer):
         super().save_model(output_dir, _internal_call)
         if not self.is_world_process_zero():
             return
+        _fix_permissions(Path(output_dir) if output_dir is not None else Path(str(self.args.output_dir)))
         default = Path(str(self.args.output_dir))
         name = self.args.hub_model_id.split("/")[-1] if self.args.hub_model_id else default.name
         self.create_model_card(model_name=name)
@@ -507,6 +509,18 @@ class EWCLoRATrainer(SFTTrainer):
             self.push_in_progress = PushInProgress([job])
         else:
             self.push_in_progress.jobs.append(job)
+
+
+def _fix_permissions(folder: Path) -> None:
+    """safetensors writes its files 0600: give them the permissions of any other file of the folder (the umask's),
+    so that an adapter saved in a shared folder can be read by those who can read the rest."""
+    from e2wm.utils import new_file_mode
+
+    files = list(folder.glob("*.safetensors"))
+    if files:
+        mode = new_file_mode(folder)
+        for file in files:
+            os.chmod(file, mode)
 
 
 def _check_hub_strategy(args: EWCLoRAConfig) -> None:

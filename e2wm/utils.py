@@ -23,6 +23,7 @@ __all__ = [
     "describe_os_error",
     "explain_write_error",
     "make_new_dir",
+    "new_file_mode",
     "replace_folder",
 ]
 
@@ -43,6 +44,17 @@ def _open_new_file(directory: Path, prefix: str, suffix: str) -> tuple[int, Path
         except FileExistsError:
             continue
     raise FileExistsError(errno.EEXIST, "no free temporary file name", str(directory))
+
+
+def new_file_mode(directory: str | Path) -> int:
+    """The permissions ``open(path, "w")`` gives a new file in ``directory`` (0o666 minus the umask), found by
+    creating one: libraries that write 0600 files (safetensors) are corrected with it (``os.chmod``)."""
+    fd, path = _open_new_file(Path(directory), ".e2wm-mode-", ".tmp")
+    try:
+        return os.fstat(fd).st_mode & 0o777
+    finally:
+        os.close(fd)
+        path.unlink(missing_ok=True)
 
 
 def make_new_dir(parent: str | Path, prefix: str) -> Path:
@@ -140,7 +152,9 @@ def describe_os_error(err: OSError, path: str | Path | None = None) -> str:
     The commands print it for an ``OSError`` that reached them: a full or read-only disk, a missing file,
     a folder where a file was expected, or the reverse.
     """
-    where = str(path if path is not None else (err.filename if err.filename is not None else "a file"))
+    if path is None and err.filename is None:  # e.g. a download that failed: its own words
+        return " ".join(str(err).split()) or type(err).__name__
+    where = str(path if path is not None else err.filename)
     code = err.errno or 0
     if code in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
         return explain_write_error(err, where)

@@ -229,6 +229,43 @@ def test_a_failed_fisher_leaves_no_partial_folder(docs, tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
+def test_fisher_overwrite_replaces_only_a_fisher_folder(docs, tmp_path, capsys):
+    mine = tmp_path / "documents"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("precious")
+    bad_input(capsys, *FISHER, "--model", "e2wm:tiny", "--text", docs, "--out", mine, "--overwrite",
+              words=[mine, "holds files that are not a Fisher's (notes.txt)"])  # fmt: skip
+    bad_input(capsys, *FISHER, "--model", "e2wm:tiny", "--text", docs, "--out", mine / "notes.txt", "--overwrite",
+              words=[mine / "notes.txt", "is a file"])  # fmt: skip
+    assert snapshot(mine) == {"notes.txt": b"precious"}
+
+
+@pytest.mark.parametrize("flag", ["--num-docs", "--max-length", "--batch-size", "--seed"])
+def test_fisher_numbers_beyond_64_bits(docs, tmp_path, capsys, flag):
+    values = {"--num-docs": "2", "--max-length": "16", flag: str(10**23)}
+    bad_input(capsys, "fisher", "--target-modules", "q_proj", "--model", "e2wm:tiny", "--text", docs,
+              "--out", tmp_path / "f", *[x for pair in values.items() for x in pair], "--quiet",
+              words=[flag, "64 bits"])  # fmt: skip
+
+
+def test_fisher_on_a_full_disk_leaves_neither_a_fisher_nor_a_staging_folder(docs, tmp_path, capsys, monkeypatch):
+    import safetensors.torch
+    from safetensors import SafetensorError
+
+    real = safetensors.torch.save_file
+
+    def full(tensors, filename, metadata=None):
+        if Path(filename).name == "fisher.safetensors":
+            raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+        return real(tensors, filename, metadata=metadata)
+
+    monkeypatch.setattr(safetensors.torch, "save_file", full)
+    out = tmp_path / "fisher"
+    bad_input(capsys, *FISHER, "--model", "e2wm:tiny", "--text", docs, "--out", out,
+              words=[f"cannot write {out}: the disk is full"])  # fmt: skip
+    assert sorted(p.name for p in tmp_path.iterdir()) == [], "no Fisher, no staging folder, no fisher.partial/"
+
+
 # ---------------------------------------------------------------------------------------------------- pipeline
 def test_pipeline_on_a_full_disk_or_a_file_is_one_line(tmp_path, capsys, monkeypatch):
     import e2wm.utils
@@ -334,6 +371,8 @@ def test_eval_with_a_damaged_model_or_a_mismatched_adapter(models, docs, tmp_pat
         (["--batch-size", "0"], ["batch"]),
         (["--limit", "-1"], ["limit"]),
         (["--perplexity-text", "none.txt"], ["none.txt"]),
+        (["--device", "cuda:7"], ["cuda:7"]),
+        (["--device", "gpu"], ["'gpu' is not a device name"]),
     ],
 )
 def test_eval_flags_and_files(models, docs, tmp_path, capsys, flags, words):

@@ -14,8 +14,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
-import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from e2wm.ewc.layers import (
     model_identity,
     weight_shape,
 )
+from e2wm.utils import make_new_dir, new_file_mode
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ __all__ = [
     "SAVE_DTYPES",
     "Fisher",
     "atomic_save_file",
+    "check_fisher_folder",
     "load_fisher",
     "read_fisher_metadata",
     "save_fisher",
@@ -56,17 +58,23 @@ _HEADER_KEY = "e2wm_fisher"
 
 def atomic_save_file(tensors: Mapping[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
     """``safetensors.torch.save_file`` through a temporary file and a rename: the file is complete or absent."""
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    staging = make_new_dir(path.parent, f".{path.name}.")
+    tmp = staging / path.name
     try:
-        save_file(dict(tensors), tmp, metadata={"format": "pt", **metadata})
+        save_file(dict(tensors), str(tmp), metadata={"format": "pt", **metadata})
+        os.chmod(tmp, new_file_mode(staging))  # safetensors writes 0600 whatever the umask
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    except SafetensorError as err:  # safetensors reports a full disk as "I/O error: ... (os error 28)"
+        code = re.search(r"os error (\d+)", str(err))
+        if code is None:
+            raise
+        raise OSError(int(code.group(1)), os.strerror(int(code.group(1))), str(path)) from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _check_values(tensors: Mapping[str, torch.Tensor], where: str) -> None:
@@ -102,14 +110,13 @@ def save_fisher(
         hint = " (never float16: squared gradients underflow it)" if "16" in dtype else ""
         raise FisherError(f"dtype must be float32 or bfloat16, got {dtype!r}{hint}")
     folder = Path(folder)
-    if folder.exists() and not overwrite:
-        raise FisherError(f"{folder} already exists; choose another output folder or overwrite it")
+    check_fisher_folder(folder, overwrite)
     _check_values(tensors, "the Fisher to save")
     meta = {**metadata, "format": FORMAT, "format_version": FORMAT_VERSION, "dtype": dtype}
     header = json.dumps(meta, sort_keys=True)
     stored = {key: t.detach().to("cpu", SAVE_DTYPES[dtype]).contiguous() for key, t in tensors.items()}
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
+    tmp = make_new_dir(folder.parent, f".{folder.name}.tmp-")  # mkdir's permissions, not mkdtemp's 0700
     try:
         atomic_save_file(stored, tmp / FISHER_FILE, {_HEADER_KEY: header})
         (tmp / METADATA_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
@@ -122,10 +129,31 @@ def save_fisher(
         os.replace(tmp, folder)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
+    except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(err, OSError):  # named as the folder asked for, not the staging folder just removed
+            raise OSError(err.errno, err.strerror, str(folder)) from None
         raise
     return folder
+
+
+def check_fisher_folder(folder: Path, overwrite: bool) -> None:
+    """Refuse a ``folder`` that writing a Fisher there would destroy: one that exists without ``overwrite``, a
+    file, or (even with ``overwrite``) a folder holding anything but a Fisher's own files."""
+    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+        raise FisherError(f"{folder} is a file: give a folder for the Fisher")
+    if not folder.exists():
+        return
+    if not overwrite:
+        raise FisherError(f"{folder} already exists; choose another output folder or overwrite it")
+    others = sorted(
+        e.name for e in folder.iterdir() if e.name not in (FISHER_FILE, METADATA_FILE, CARD_FILE, ".e2wm.lock")
+    )
+    if others:
+        raise FisherError(
+            f"{folder} holds files that are not a Fisher's ({', '.join(others[:3])}{' …' if len(others) > 3 else ''}): "
+            "overwriting replaces the whole folder, so it replaces only a Fisher folder; choose another output folder"
+        )
 
 
 def _entry_summary(tensors: Mapping[str, torch.Tensor]) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from e2wm.ewc.artifact import SAVE_DTYPES, save_fisher
+from e2wm.ewc.artifact import SAVE_DTYPES, check_fisher_folder, save_fisher
 from e2wm.ewc.estimate import ESTIMATORS, estimate_fisher
 from e2wm.ewc.layers import FisherError, match_target_modules, model_identity
 from e2wm.ewc.normalization import NORMALIZATIONS, fisher_statistics, normalize_fisher
@@ -83,6 +83,9 @@ class FisherArguments:
         self.target_modules = [t.strip() for item in self.target_modules for t in item.split(",") if t.strip()]
         if not self.target_modules:
             raise FisherError("--target-modules: name at least one module, e.g. q_proj,v_proj")
+        for name in ("num_docs", "max_length", "batch_size", "checkpoint_every", "seed"):
+            if not -(2**63) <= getattr(self, name) < 2**63:  # torch and itertools take 64-bit counts
+                raise FisherError(f"--{name.replace('_', '-')} must fit in 64 bits, got {getattr(self, name)}")
         checks = [
             (self.num_docs < 1, f"--num-docs must be at least 1, got {self.num_docs}"),
             (self.max_length < 2, f"--max-length must be at least 2 (one predicted token), got {self.max_length}"),
@@ -180,6 +183,7 @@ def build_fisher(args: FisherArguments, *, progress: bool = True) -> FisherBuild
     out = Path(args.out)
     if out.exists() and not args.overwrite:
         raise FisherError(f"output folder {out} already exists; choose another --out or pass --overwrite")
+    check_fisher_folder(out, args.overwrite)  # --overwrite replaces a Fisher folder, never other files
     template_text("fisher_card.md.jinja")  # fail now, not after hours of estimation
     text = args.text_source()
     device = _process_device(args.device, local_rank, world_size)

@@ -4,6 +4,7 @@ file written or uploaded."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -34,6 +35,10 @@ def test_a_pushed_adapter_uploads_only_its_own_files_and_no_token(fake_hub, tmp_
     trainer.train()
     trainer.push_to_hub(dataset_name="e2wm/experiences")
 
+    umask = os.umask(0)
+    os.umask(umask)
+    for weights in (out / "adapter_model.safetensors", out / "checkpoint-1" / "adapter_model.safetensors"):
+        assert weights.stat().st_mode & 0o777 == 0o666 & ~umask, "readable as the umask allows (safetensors: 0600)"
     local = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
     assert {"training_args.bin", "checkpoint-1/optimizer.pt", "checkpoint-2/training_args.bin"} <= local, (
         "the files that must not be pushed exist locally (the test could fail)"
