@@ -193,6 +193,7 @@ def _build(args: argparse.Namespace) -> int:
     from e2wm.tasks.corpus import CorpusError, LeakError, build_corpus
 
     try:
+        _check_repo_id(args.push_to_hub)  # before the build, not after it
         config = from_namespace(TaskConfig, args)
         summary = build_corpus(
             args.episodes, args.out, config, progress=not args.quiet, repo_id=args.push_to_hub or "e2wm/experiences"
@@ -269,6 +270,16 @@ def _frontier(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------- push
+def _check_repo_id(repo_id: str | None) -> None:
+    from e2wm.hub import ArtifactError, check_repo_id
+
+    if repo_id is not None:
+        try:
+            check_repo_id(repo_id)
+        except ArtifactError as err:
+            raise _InputError(f"--push-to-hub: {err}") from None
+
+
 def _push_kind(kind: str, folder: str, repo_id: str, private: bool | None) -> None:
     from huggingface_hub.errors import HfHubHTTPError
 
@@ -324,6 +335,7 @@ def _fisher(args: argparse.Namespace) -> int:
     # never wait for each other. Removed again when the run failed before writing a checkpoint.
     partial = Path(args.out).with_name(Path(args.out).name + ".partial")
     try:
+        _check_repo_id(args.push_to_hub)  # before hours of estimation, not after them
         with output_lock(partial, f"e2wm fisher --out {args.out}", remove_if_unused=True):
             result = run(args)
     except (FisherError, DocumentSourceError, ValueError, OSError) as err:

@@ -557,8 +557,28 @@ def run_stages(
     from e2wm.locking import output_lock
 
     out = Path(out)
+    _check_run_folder(out)
     with output_lock(out, f"{title} --recipe {recipe.path or recipe.name}"):
+        _check_run_folder(out)
         _run_stages(recipe, out, stages, log, progress, title)
+
+
+def _check_run_folder(out: Path) -> None:
+    """A run replaces its stages' folders (``corpus/``, ``fisher/``, ``eval/``...) when it redoes them: it runs only
+    in a new or empty folder, or in one a run made (``pipeline.json``), never over a user's folders of those names."""
+    from e2wm.locking import LOCK_NAME
+
+    if out.exists() and not out.is_dir():
+        raise PipelineError(f"--out {out} is a file: give a folder for the run")
+    if not out.is_dir() or (out / "pipeline.json").is_file():
+        return
+    entries = sorted(e.name for e in out.iterdir() if e.name != LOCK_NAME)
+    if entries:
+        shown = ", ".join(entries[:3]) + (f" and {len(entries) - 3} more" if len(entries) > 3 else "")
+        raise PipelineError(
+            f"--out {out} holds files ({shown}) and is not a run folder (no pipeline.json): a run replaces the folders "
+            "of the stages it redoes, so give a new or empty folder"
+        )
 
 
 def _run_stages(

@@ -272,7 +272,7 @@ def test_pipeline_on_a_full_disk_or_a_file_is_one_line(tmp_path, capsys, monkeyp
 
     recipe = REPO / "recipes" / "smoke.yaml"
     bad_input(capsys, "pipeline", "--recipe", recipe, "--out", recipe, "--quiet",
-              words=[f"cannot write {recipe}: a file of that name stands where a folder is needed"])  # fmt: skip
+              words=[f"--out {recipe} is a file: give a folder for the run"])  # fmt: skip
 
     def full(directory, prefix, suffix):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
@@ -283,6 +283,24 @@ def test_pipeline_on_a_full_disk_or_a_file_is_one_line(tmp_path, capsys, monkeyp
               words=[f"cannot write {run / 'pipeline.json'}: the disk is full"])  # fmt: skip
     with output_lock(run, "after"):  # the failed run let go of its folder
         pass
+
+
+def test_pipeline_never_runs_over_a_users_folder(tmp_path, capsys):
+    """A run redoing a stage removes that stage's folder: a user's corpus/ or report/ would go."""
+    mine = tmp_path / "project"
+    (mine / "corpus").mkdir(parents=True)
+    (mine / "corpus" / "notes.txt").write_text("precious")
+    bad_input(capsys, "pipeline", "--recipe", REPO / "recipes" / "smoke.yaml", "--out", mine, "--quiet",
+              words=[mine, "holds files (corpus)", "not a run folder"])  # fmt: skip
+    assert snapshot(mine) == {"corpus/notes.txt": b"precious"}
+
+
+def test_build_and_fisher_check_the_hub_repo_id_before_working(episodes, docs, tmp_path, capsys):
+    bad_input(capsys, "build", "--episodes", episodes, "--out", tmp_path / "c", "--quiet", "--push-to-hub", "a..b",
+              words=["--push-to-hub", "'a..b' is not a valid Hub repo id"])  # fmt: skip
+    bad_input(capsys, *FISHER, "--model", "e2wm:tiny", "--text", docs, "--out", tmp_path / "f", "--push-to-hub",
+              "a/b/c", words=["--push-to-hub", "'a/b/c'"])  # fmt: skip
+    assert sorted(p.name for p in tmp_path.iterdir()) == [], "nothing built"
 
 
 @pytest.mark.parametrize(
