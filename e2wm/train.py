@@ -384,6 +384,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         recipe, flags, source = _split_config_flag(argv)
         script_args, training_args, model_args = parse_config(recipe, flags, where=source)
+        _check_output_dir(Path(training_args.output_dir))
         _check_writable(Path(training_args.output_dir))
         output_dir = None if Path(training_args.output_dir).exists() else Path(training_args.output_dir)
         trainer = build_trainer(script_args, training_args, model_args)
@@ -438,6 +439,25 @@ def _disk_full(folder: Path) -> bool:
         return shutil.disk_usage(folder).free < 16 << 20
     except OSError:
         return False
+
+
+_RUN_FILES = ("adapter_config.json", "training_args.bin", "trainer_state.json")
+
+
+def _check_output_dir(folder: Path) -> None:
+    """The Trainer writes README.md (the card), tokenizer files and checkpoints into ``output_dir``, replacing files
+    of those names: a non-empty folder must be a training run's (an adapter, a checkpoint), not a user's."""
+    from e2wm.arguments import RecipeError
+
+    if not folder.is_dir():
+        return
+    entries = sorted(e.name for e in folder.iterdir())
+    if entries and not any(e in _RUN_FILES or e.startswith("checkpoint-") for e in entries):
+        shown = ", ".join(entries[:3]) + (f" and {len(entries) - 3} more" if len(entries) > 3 else "")
+        raise RecipeError(
+            f"output_dir {folder} holds files ({shown}) and no training run (no adapter or checkpoint): training "
+            "writes its card, tokenizer and checkpoints there, replacing files of those names; give a new or empty folder"
+        )
 
 
 def _check_writable(folder: Path) -> None:

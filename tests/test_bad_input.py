@@ -483,4 +483,10 @@ def test_train_with_damaged_inputs_or_an_unwritable_output(models, train_data, t
               words=[models["damaged"], "damaged or not safetensors"])  # fmt: skip
     bad_input(capsys, "train", "--config", path, "--output_dir", path, prefix=TRAIN_PREFIX,
               words=[path, "already exists as a file"])  # fmt: skip
+    mine = tmp_path / "project"
+    mine.mkdir()
+    (mine / "README.md").write_text("my project")  # the Trainer would write its model card over it
+    bad_input(capsys, "train", "--config", path, "--output_dir", mine, prefix=TRAIN_PREFIX,
+              words=[mine, "holds files (README.md)", "no training run"])  # fmt: skip
+    assert snapshot(mine) == {"README.md": b"my project"}
     assert not (tmp_path / "adapter").exists(), "no output folder from a run that did not start"
