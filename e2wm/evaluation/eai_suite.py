@@ -96,48 +96,9 @@ def generate_eai_answers(
     from e2wm.evaluation.generation import generate_answers
 
     budget = max_new_tokens or MAX_NEW_TOKENS[mode]
-    if mode == "e2wm":
-        return generate_answers(
-            model, tokenizer, prompts, max_new_tokens=budget, num_beams=num_beams, batch_size=batch_size
-        )
-    return _generate_json(model, tokenizer, prompts, budget, num_beams, batch_size)
-
-
-def _generate_json(
-    model: Any, tokenizer: Any, prompts: Sequence[str], max_new_tokens: int, num_beams: int, batch_size: int
-) -> list[str]:
-    """As :func:`~e2wm.evaluation.generation.generate_answers` (left padding, prompts cut on the left),
-    but over several lines, up to the first ``}``."""
-    import torch
-
-    from e2wm.evaluation.batching import pad_batch
-
-    device = next(model.parameters()).device
-    limit = max(16, (getattr(model.config, "max_position_embeddings", None) or 2048) - max_new_tokens)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    if pad is None:
-        raise ValueError("the tokenizer has neither a pad nor an EOS token to pad batches with")
-    encoded = [list(tokenizer(prompt)["input_ids"])[-limit:] for prompt in prompts]
-    order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))
-    answers = [""] * len(prompts)
-    with torch.no_grad():
-        for start in range(0, len(order), batch_size):
-            rows = order[start : start + batch_size]
-            input_ids, mask = pad_batch([encoded[i] for i in rows], pad, left=True)
-            output = model.generate(
-                input_ids=input_ids.to(device),
-                attention_mask=mask.to(device),
-                max_new_tokens=max_new_tokens,
-                num_beams=num_beams,
-                do_sample=False,
-                pad_token_id=pad,
-                stop_strings=["}"],
-                tokenizer=tokenizer,
-            )
-            for row, index in enumerate(rows):
-                text = tokenizer.decode(output[row, input_ids.shape[1] :], skip_special_tokens=True)
-                answers[index] = text.split("}", 1)[0] + "}" if "}" in text else text
-    return [a.strip() for a in answers]
+    if mode == "eai":  # a JSON object over several lines, up to and including its "}"
+        return generate_answers(model, tokenizer, prompts, budget, num_beams, batch_size, stop="}", keep_stop=True)
+    return generate_answers(model, tokenizer, prompts, budget, num_beams, batch_size)  # one line of sentences
 
 
 def run_eai_task(model: Any, tokenizer: Any, task: Any, batch_size: int = 8, num_beams: int = 1) -> dict[str, Any]:

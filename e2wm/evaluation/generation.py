@@ -1,8 +1,9 @@
-"""Batched generation for evaluation: greedy or beam search, left padding, one line per answer.
+"""Batched generation for evaluation: greedy or beam search, left padding, one answer per prompt.
 
 Prompts are never truncated from the right (the question is at the end): an over-long prompt loses
-tokens from the left. Generation stops at the end of the line; the answer is the generated text up
-to the first newline, stripped.
+tokens from the left. Generation stops at a stop string: by default the end of the line, and the answer
+is the generated text up to the first newline, stripped; with ``stop="}"`` and ``keep_stop`` (EAI's JSON
+answers, over several lines) it runs up to and including the first ``}``.
 """
 
 from __future__ import annotations
@@ -26,8 +27,11 @@ def generate_answers(
     num_beams: int = 1,
     batch_size: int = 8,
     max_prompt_tokens: int | None = None,
+    stop: str = "\n",
+    keep_stop: bool = False,
 ) -> list[str]:
-    """The first line each prompt's continuation, in order."""
+    """Each prompt's continuation up to ``stop`` (the first line, by default), stripped, in order; with
+    ``keep_stop`` the stop string ends the answer."""
     device = next(model.parameters()).device
     limit = max_prompt_tokens or max(
         16, (getattr(model.config, "max_position_embeddings", None) or 2048) - max_new_tokens
@@ -50,10 +54,11 @@ def generate_answers(
             num_beams=num_beams,
             do_sample=False,
             pad_token_id=pad,
-            stop_strings=["\n"],
+            stop_strings=[stop],
             tokenizer=tokenizer,
         )
         for row, index in enumerate(rows):
             text = tokenizer.decode(output[row, width:], skip_special_tokens=True)
-            answers[index] = text.split("\n", 1)[0].strip()
+            head, found, _ = text.partition(stop)
+            answers[index] = (head + stop if found and keep_stop else head).strip()
     return answers

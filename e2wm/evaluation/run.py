@@ -184,7 +184,11 @@ def run_evaluation(
         raise ValueError("nothing to evaluate: give --tasks, --task-files, or perplexity documents")
     documents = read_documents(config.perplexity_text) if config.perplexity_text else []
     model, tokenizer = model_and_tokenizer or load_model(config, processes.device)
-    context = plan_context_from_corpus(config.corpus, config.split) if config.tasks else None
+    from e2wm.evaluation.tasks import CORPUS_TASKS
+
+    # plans executed in the world need the corpus's scenes; an EAI-only evaluation needs no corpus at all
+    corpus_tasks = any(task in CORPUS_TASKS for task in config.tasks)
+    context = plan_context_from_corpus(config.corpus, config.split) if corpus_tasks else None
     label = config.label or (Path(config.adapter).name if config.adapter else "base")
     info = model_provenance(config.model, config.adapter, config.dtype, config.quantization)
     return evaluate_model(
