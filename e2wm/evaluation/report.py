@@ -56,6 +56,12 @@ _PRETTY = {
     "perplexity": "perplexity e^NLL (lower is better)",
 }
 _PLAN_MEASURES = (("plan_executable", "executable"), ("plan_reached", "reaches the goal"))
+_EAI_MEASURES = (
+    ("score", "EAI success, all tasks"),
+    ("seen_activities", "EAI success, activities seen in training"),
+    ("unseen_activities", "EAI success, activities not seen in training"),
+    ("e2wm_success", "the same plans in e2wm's world (EAI's goal check)"),
+)
 
 
 class ReportError(ValueError):
@@ -127,7 +133,7 @@ def report_statistics(
     labels = list(results)
     base = labels[0]
     tasks = [t for t in results[base]["tasks"] if t != "perplexity"]
-    stats: dict[str, Any] = {"tasks": {}, "plans": {}, "aggregate": {}, "perplexity": {}}
+    stats: dict[str, Any] = {"tasks": {}, "plans": {}, "eai": {}, "aggregate": {}, "perplexity": {}}
     for task in tasks:
         row = results[base]["tasks"][task]
         settings = row.get("settings", {})
@@ -144,6 +150,11 @@ def report_statistics(
             measured = _measure(results, labels, task, key, f"{task}/{key}", resamples, seed)
             if measured:
                 stats["plans"].setdefault(task, {})[key] = measured
+        if row["metric"] == "eai_success_rate":
+            for key, _ in _EAI_MEASURES:
+                measured = _measure(results, labels, task, key, f"{task}/{key}", resamples, seed)
+                if measured:
+                    stats["eai"].setdefault(task, {})[key] = measured
     for group, headline in (("headline", True), ("zero_shot", False)):
         members = [t for t in tasks if stats["tasks"][t]["headline"] == headline]
         if not members:
@@ -346,6 +357,40 @@ def write_report(
                 cells = [task, name, str(n)] + [_interval(entry.get(label, {}).get("score")) for label in labels]
                 cells += [_signed(entry.get(label, {}).get("difference")) for label in labels[1:]]
                 lines.append("| " + " | ".join(cells) + " |")
+    if stats["eai"]:
+        lines += [
+            "",
+            "## EAI action sequencing (Embodied Agent Interface, scored by EAI's own evaluator)",
+            "",
+            "Success rate on the tasks EAI scores, split by whether the task's activity had programs in the training "
+            "corpus (the EAI programs themselves are held out of it), and the same plans executed in e2wm's world:",
+            "",
+        ]
+        header = ["task", "measure", "n", *labels] + [f"{label} − {base}" for label in labels[1:]]
+        lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for task, measures in stats["eai"].items():
+            for key, name in _EAI_MEASURES:
+                if key not in measures:
+                    continue
+                entry = measures[key]
+                cells = [task, name, str(entry[base]["score"]["n"])]
+                cells += [_interval(entry.get(label, {}).get("score")) for label in labels]
+                cells += [_signed(entry.get(label, {}).get("difference")) for label in labels[1:]]
+                lines.append("| " + " | ".join(cells) + " |")
+            differ = [
+                str(int(results[label]["tasks"][task].get("extra", {}).get("verdicts_differ", 0)))
+                if task in results[label]["tasks"]
+                else "—"
+                for label in labels
+            ]
+            cells = [
+                task,
+                "plans where EAI's and e2wm's verdicts differ (count)",
+                "",
+                *differ,
+                *[""] * (len(labels) - 1),
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
     if stats["perplexity"]:
         lines += [
             "",

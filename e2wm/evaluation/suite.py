@@ -95,9 +95,19 @@ def _score_share(
 
 
 def _eai_per_example(result: dict[str, Any]) -> dict[str, list[Any]]:
-    """EAI's per-task records as per-example scores: success (0/1) on the tasks EAI's evaluator scores."""
+    """EAI's per-task records as per-example scores on the tasks EAI's evaluator scores: ``score`` its success
+    (0/1), ``seen_activities`` / ``unseen_activities`` the same split by whether the task's activity was trained
+    on (None on the other side, or when unknown), ``e2wm_success`` e2wm's own verdict on the same plan."""
     scored = [r for r in result.get("predictions", []) if r.get("eai", {}).get("scored")]
-    return {"id": [r["id"] for r in scored], "score": [float(r["eai"]["success"]) for r in scored]}
+    success = [float(r["eai"]["success"]) for r in scored]
+    seen = [r.get("activity_seen") for r in scored]
+    return {
+        "id": [r["id"] for r in scored],
+        "score": success,
+        "seen_activities": [s if flag is True else None for s, flag in zip(success, seen, strict=True)],
+        "unseen_activities": [s if flag is False else None for s, flag in zip(success, seen, strict=True)],
+        "e2wm_success": [float(r.get("e2wm", {}).get("success", False)) for r in scored],
+    }
 
 
 def run_task(

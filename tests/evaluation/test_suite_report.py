@@ -252,8 +252,38 @@ def test_a_local_corpus_is_named_by_its_path_in_the_model_index_never_as_a_hub_i
 
 def test_eai_records_become_per_example_success_on_the_tasks_eai_scores():
     records = [
-        {"id": "27_2", "eai": {"scored": True, "success": True}},
-        {"id": "11_1", "eai": {"scored": False, "success": False}},  # EAI leaves it out: not an example
-        {"id": "3_1", "eai": {"scored": True, "success": False}},
+        {"id": "27_2", "activity_seen": True, "eai": {"scored": True, "success": True}, "e2wm": {"success": True}},
+        {"id": "11_1", "activity_seen": True, "eai": {"scored": False, "success": False}},  # EAI leaves it out
+        {"id": "3_1", "activity_seen": False, "eai": {"scored": True, "success": False}, "e2wm": {"success": True}},
     ]
-    assert suite._eai_per_example({"predictions": records}) == {"id": ["27_2", "3_1"], "score": [1.0, 0.0]}
+    assert suite._eai_per_example({"predictions": records}) == {
+        "id": ["27_2", "3_1"],
+        "score": [1.0, 0.0],
+        "seen_activities": [1.0, None],
+        "unseen_activities": [None, 0.0],
+        "e2wm_success": [1.0, 1.0],
+    }
+
+
+def _eai_results(successes, seen):
+    ids = [f"{i}_1" for i in range(len(successes))]
+    per = suite._eai_per_example({"predictions": [
+        {"id": i, "activity_seen": flag, "eai": {"scored": True, "success": bool(s)}, "e2wm": {"success": bool(s)}}
+        for i, s, flag in zip(ids, successes, seen, strict=True)
+    ]})  # fmt: skip
+    task = {"metric": "eai_success_rate", "value": sum(successes) / len(successes), "n": len(successes),
+            "settings": {"kind": "eai_action_sequencing"}, "extra": {"verdicts_differ": 2.0}, "per_example": per}  # fmt: skip
+    return {"label": "x", "tasks": {"eai_action_sequencing_e2wm": task}}
+
+
+def test_the_report_separates_eai_tasks_of_seen_and_unseen_activities(tmp_path):
+    seen = [True] * 12 + [False] * 8
+    base = _eai_results([0] * 20, seen)
+    tuned = _eai_results([1] * 12 + [0] * 8, seen)  # gains on the activities it trained on, none on the others
+    text = write_report(tmp_path, {"base": base, "lora": tuned}, resamples=200).read_text()
+    assert "## EAI action sequencing" in text
+    seen_row = next(line for line in text.splitlines() if "activities seen in training" in line)
+    unseen_row = next(line for line in text.splitlines() if "activities not seen in training" in line)
+    assert "| 12 |" in seen_row and "1.000 [1.000, 1.000]" in seen_row and "+1.000" in seen_row
+    assert "| 8 |" in unseen_row and "≈ 0 (CI includes 0)" in unseen_row
+    assert "verdicts differ (count) |  | 2 | 2 |" in text
