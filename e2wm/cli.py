@@ -12,9 +12,9 @@
     e2wm push fisher fisher/ you/model-fisher
 
 Exit status, for every command: 0 on success; 1 when a script line fails to execute (``world exec``,
-``world demo``) or the leak check fails (``build``); 2 for bad input or usage: a missing, empty, damaged or
-mistyped file or flag, an output folder that is in use, holds other files, or is on a full or read-only
-disk. Bad input is one line on stderr (``e2wm: error: <input>: <what is wrong and the fix>``), never a
+``world demo``) or the leak check fails (``build``, ``pipeline``); 2 for bad input or usage: a missing, empty,
+damaged or mistyped file or flag, an output folder that is in use, holds other files, or is on a full or
+read-only disk. Bad input is one line on stderr (``e2wm: error: <input>: <what is wrong and the fix>``), never a
 traceback, and loses nothing: inputs are never changed, outputs are complete or absent, and no command
 deletes a file or folder that e2wm did not write. 130 after Ctrl-C (a rerun resumes where the command
 resumes: collect, fisher, eval, pipeline).

@@ -400,6 +400,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as err:  # argparse's own usage errors (it has printed them)
         return 2 if err.code else 0
 
+    from safetensors import SafetensorError
+
     try:
         trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
         if training_args.push_to_hub:
@@ -408,11 +410,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             trainer.save_model(training_args.output_dir)
             trainer.accelerator.print(f"Adapter and card saved to {training_args.output_dir}")
-    except (OSError, RuntimeError) as err:
-        # The disk filled up or became read-only while saving: torch.save says so as a RuntimeError. Any other
-        # RuntimeError is not the user's input: it keeps its traceback.
+    except (OSError, RuntimeError, SafetensorError) as err:
+        # The disk filled up or became read-only while saving: torch.save says so as a RuntimeError, safetensors as
+        # a SafetensorError. Any other such error is not the user's input: it keeps its traceback.
         out = Path(training_args.output_dir)
-        if isinstance(err, RuntimeError) and not _disk_full(out):
+        if not isinstance(err, OSError) and not _disk_full(out):
             raise
         from e2wm.utils import describe_os_error, explain_write_error
 
@@ -420,8 +422,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             message = describe_os_error(err)
         else:
             message = explain_write_error(OSError(errno.ENOSPC, "No space left on device"), out)
-        print(
-            f"e2wm train: error: {message} (a checkpoint being saved in {out} may be incomplete: delete the newest "
+        print(  # on a line of its own, after the progress bar's
+            f"\ne2wm train: error: {message} (a checkpoint being saved in {out} may be incomplete: delete the newest "
             "checkpoint-* folder before resuming from it)",
             file=sys.stderr,
         )

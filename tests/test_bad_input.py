@@ -490,3 +490,22 @@ def test_train_with_damaged_inputs_or_an_unwritable_output(models, train_data, t
               words=[mine, "holds files (README.md)", "no training run"])  # fmt: skip
     assert snapshot(mine) == {"README.md": b"my project"}
     assert not (tmp_path / "adapter").exists(), "no output folder from a run that did not start"
+
+
+def test_train_on_a_disk_that_fills_up_while_saving(models, train_data, tmp_path, capsys, monkeypatch):
+    from safetensors import SafetensorError
+
+    import e2wm.train
+    from e2wm.trainer import EWCLoRATrainer
+
+    def full(*args, **kwargs):  # what safetensors raises when the adapter's weights do not fit
+        raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    monkeypatch.setattr(EWCLoRATrainer, "save_model", full)
+    monkeypatch.setattr(e2wm.train, "_disk_full", lambda folder: True)  # what the failed write left: no space
+    out = tmp_path / "adapter"
+    path = recipe(tmp_path, f"model_name_or_path: {models['good']}\npenalty: l2\ndataset_name: {train_data}\n"
+                            f"dataset_config: plan_generation\nuse_cpu: true\nreport_to: none\nmax_steps: 1\n"
+                            f"save_strategy: 'no'\noutput_dir: {out}\n")  # fmt: skip
+    bad_input(capsys, "train", "--config", path, prefix=TRAIN_PREFIX,
+              words=[f"cannot write {out}: the disk is full", "delete the newest"])  # fmt: skip

@@ -94,6 +94,8 @@ def iter_documents(source: TextSource, num_docs: int, seed: int) -> Iterator[str
         raise DocumentSourceError(f"num_docs must be at least 1, got {num_docs}")
     if source.is_local_file():
         documents = read_local_documents(source.path_or_id, source.field)
+        if not documents:
+            raise DocumentSourceError(f"{source.path_or_id} holds no documents: give a .txt (one per line) or .jsonl")
         if num_docs > len(documents):
             raise DocumentSourceError(
                 f"{source.path_or_id} has {len(documents)} documents; --num-docs asked for {num_docs} "
@@ -131,6 +133,8 @@ def _iter_stream(source: TextSource, num_docs: int, seed: int) -> Iterator[str]:
         count += 1
         if count == num_docs:
             return
+    if count == 0:
+        raise DocumentSourceError(f"{source.path_or_id} ({source.split}) holds no non-empty documents")
     raise DocumentSourceError(
         f"{source.path_or_id} ({source.split}) has only {count} non-empty documents; --num-docs asked for "
         f"{num_docs} (use --num-docs {count} to use them all)"
