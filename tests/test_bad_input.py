@@ -509,3 +509,23 @@ def test_train_on_a_disk_that_fills_up_while_saving(models, train_data, tmp_path
                             f"save_strategy: 'no'\noutput_dir: {out}\n")  # fmt: skip
     bad_input(capsys, "train", "--config", path, prefix=TRAIN_PREFIX,
               words=[f"cannot write {out}: the disk is full", "delete the newest"])  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------------- what errors say
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [
+        (errno.ENOSPC, "cannot write out/x.json: the disk is full: free some space or write to another disk"),
+        (errno.EROFS, "cannot write out/x.json: the filesystem is read-only: write to another folder"),
+        (errno.EACCES, "out/x.json: permission denied: check its permissions, or use a file or folder you can access"),
+        (errno.ENOENT, "out/x.json: no such file or folder: check the path"),
+        (errno.EISDIR, "out/x.json is a folder, where a file was expected: give a file"),
+        (errno.ENOTDIR, "out/x.json: a part of this path is a file, where a folder was expected: check the path"),
+    ],
+)
+def test_every_os_error_becomes_one_line_with_the_path_and_the_fix(code, expected):
+    """Unreadable files and folders cannot be made here (tests may run as root): the wording is checked directly."""
+    from e2wm.utils import describe_os_error
+
+    assert describe_os_error(OSError(code, os.strerror(code), "out/x.json")) == expected
+    assert describe_os_error(OSError(code, os.strerror(code)), "out/x.json") == expected
