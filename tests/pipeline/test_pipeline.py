@@ -54,8 +54,14 @@ def test_bad_recipes_are_refused_with_the_fix(tmp_path, text, message):
         (("ewc_lambda: 1.0", "ewc_lambda: [1, 2]"), "ewc_lambda must be a number, got [1, 2]"),
         (("  limit: 6", "  limt: 6"), "unknown key 'limt'; did you mean limit?"),
         (("  limit: 6", "  limit: -1"), "--limit must be at least 1"),
-        (("tasks: [counting_qa,", "tasks: [countin_qa,"), "unknown evaluation task 'countin_qa'; did you mean counting_qa?"),
-        (("lora_target_modules: [q_proj, v_proj]", "lora_target_modules: 5"), "lora_target_modules must be a list of str, got 5"),
+        (
+            ("tasks: [counting_qa,", "tasks: [countin_qa,"),
+            "unknown evaluation task 'countin_qa'; did you mean counting_qa?",
+        ),
+        (
+            ("lora_target_modules: [q_proj, v_proj]", "lora_target_modules: 5"),
+            "lora_target_modules must be a list of str, got 5",
+        ),
         (("max_steps: 6", "output_dir: somewhere"), "output_dir is set by the pipeline"),
         (("explorations: 160", "explorations: -5"), "--explorations must be 0 or more"),
     ],

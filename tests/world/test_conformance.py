@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from e2wm.world import parse_script
 from bench.conformance import ReferenceSimulator, compare_program
+from e2wm.world import parse_script
 from e2wm.world.scenes import RobotHowUnavailableError, load_robothow
 from tests.conftest import require
 from tests.world.homes import (
