@@ -31,6 +31,9 @@ from e2wm.hub import ARTIFACTS
 
 __all__ = ["EWCLoRATrainer", "with_task_weights"]
 
+# FSDP2 loading process 0's weights into meta placeholders trains the wrong shards before this (see _check_sharding).
+MIN_ACCELERATE_FOR_META_LOADING = "1.16"
+
 # What a push of the adapter uploads (never training_args.bin, checkpoints, optimizer or RNG states)
 _ADAPTER_FILES: tuple[str, ...] = ARTIFACTS["adapter"][2]
 
@@ -275,6 +278,19 @@ class EWCLoRATrainer(SFTTrainer):
                 "EWC-LoRA under FSDP1: outside the forward pass the LoRA weights are flattened shards, so the penalty "
                 "cannot see them; use FSDP2 (fsdp_version: 2, as in accelerate_configs/fsdp.yaml)"
             )
+        if self.is_fsdp_enabled and getattr(self.accelerator.state.fsdp_plugin, "cpu_ram_efficient_loading", False):
+            import accelerate
+            from packaging.version import Version
+
+            if Version(accelerate.__version__) < Version(MIN_ACCELERATE_FOR_META_LOADING):
+                # accelerate < 1.16 maps each original parameter to its shard by data pointer, and every meta
+                # placeholder has the same one, so the optimizer of processes other than 0 updates the wrong
+                # shards: measured here as LoRA weights 0.013 away from the one-process run after 2 steps.
+                raise NotImplementedError(
+                    f"FSDP2 with fsdp_cpu_ram_efficient_loading needs accelerate>={MIN_ACCELERATE_FOR_META_LOADING} "
+                    f"(installed: {accelerate.__version__}, which trains other weights than one process from "
+                    "meta placeholders); upgrade accelerate, or set fsdp_cpu_ram_efficient_loading: false"
+                )
         if self.is_deepspeed_enabled and self.accelerator.state.deepspeed_plugin.zero_stage == 3:
             zero = self.accelerator.state.deepspeed_plugin.hf_ds_config.config.get("zero_optimization", {})
             threshold = zero.get("stage3_param_persistence_threshold", "auto")
@@ -426,6 +442,20 @@ class EWCLoRATrainer(SFTTrainer):
             shutil.copyfile(default / "README.md", target / "README.md")
 
     # ------------------------------------------------------------------------------------------------------ Hub
+    def init_hf_repo(self, token: str | None = None, private: bool | None = None) -> None:
+        """Create ``hub_model_id`` (or the output folder's name) on the Hub if needed, as transformers does; ``private``
+        (default ``hub_private_repo``) is accepted on every supported transformers (5.18's method has no such
+        argument) and has no effect on a repo that exists."""
+        from huggingface_hub import HfApi
+
+        if not self.is_world_process_zero():
+            return
+        repo_name = self.args.hub_model_id or Path(str(self.args.output_dir)).absolute().name
+        token = token if token is not None else self.args.hub_token
+        private = private if private is not None else self.args.hub_private_repo
+        self.hub_model_id = HfApi().create_repo(repo_name, token=token, private=private, exist_ok=True).repo_id
+        self.push_in_progress = None
+
     def push_to_hub(
         self,
         commit_message: str | None = "End of training",
