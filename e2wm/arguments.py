@@ -156,12 +156,15 @@ def _check_value(key: str, value: Any, tp: Any, where: str) -> Any:
             problem = "a string"
     elif origin is list:
         (item,) = typing.get_args(inner) or (Any,)
-        if isinstance(value, str) and item is str:
+        union = typing.get_origin(item) in (typing.Union, types.UnionType)
+        items = set(typing.get_args(item)) if union else {item}
+        if isinstance(value, str) and str in items:
             return [v.strip() for v in value.split(",") if v.strip()]
         numbers = item is float and isinstance(value, list)
         if numbers and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
             return [float(v) for v in value]  # YAML writes 1 for 1.0
-        if not isinstance(value, list) or (item in (str, int, float) and not all(isinstance(v, item) for v in value)):
+        checked = items <= {str, int, float}
+        if not isinstance(value, list) or (checked and not all(isinstance(v, tuple(items)) for v in value)):
             problem = f"a list of {_type_name(item)}"
     elif origin is dict or inner is dict:
         if not isinstance(value, dict):

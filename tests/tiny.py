@@ -109,6 +109,39 @@ def tiny_gpt_neo(tokenizer=None, seed: int = 0, dtype: torch.dtype = torch.float
     return _tiny("gpt_neo", tokenizer, seed, dtype, hidden, layers)
 
 
+def tiny_gemma3(tokenizer=None, seed: int = 0, softcap: float | None = None):
+    """A Gemma 3 text model with sliding-window layers (window 8) around a full-attention one: its cache mixes
+    ``DynamicSlidingWindowLayer`` and ``DynamicLayer``, as Gemma-3-270M's does (window 512). ``softcap``: Gemma 2's
+    final-logit soft-capping, logits = cap · tanh(logits / cap). Weights larger than the default init, so that
+    wrong attention shows in the numbers."""
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    tokenizer = tokenizer if tokenizer is not None else tiny_tokenizer()
+    config = Gemma3TextConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        sliding_window=8,
+        layer_types=["sliding_attention", "full_attention", "sliding_attention"],
+        max_position_embeddings=256,
+        final_logit_softcapping=softcap,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    torch.manual_seed(seed)
+    model = Gemma3ForCausalLM(config)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            param.copy_(torch.randn(param.shape, generator=gen) * (0.05 if "norm" in name else 0.1))
+    return model.eval()
+
+
 def save_pretrained(model, tokenizer, folder: str | Path) -> Path:
     """Save ``model`` and ``tokenizer`` to ``folder`` (safetensors) so it loads as a local model id."""
     folder = Path(folder)

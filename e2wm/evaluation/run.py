@@ -37,7 +37,7 @@ class EvalConfig:
     mc_limit: int | None = field(
         default=None, metadata={"help": "at most N examples per multiple-choice task (default: all; scoring is cheap)"}
     )
-    shots: list[str] = field(
+    shots: list[str | int] = field(
         default_factory=list,
         metadata={
             "help": "demonstrations per prompt, from training data: K for every task or TASK=K (several allowed; "
@@ -82,6 +82,10 @@ class EvalConfig:
                 raise ValueError(f"--{flag} must be at least 1 (or unset for every example), got {getattr(self, name)}")
         from e2wm.evaluation.demonstrations import parse_shots
 
+        # a recipe's `shots: [2]` is a list of whole numbers: read as the flag's text, "2"
+        self.shots = [str(s) if isinstance(s, int) and not isinstance(s, bool) else s for s in self.shots]
+        if not all(isinstance(s, str) for s in self.shots):
+            raise ValueError(f"--shots expects K or TASK=K with K a whole number ≥ 0, got {self.shots!r}")
         parse_shots(self.shots, self.tasks)  # fail now on a malformed K or TASK=K
         parse_metrics(self.metric)  # fail now on a malformed STEM=METRIC
         check_task_names(self.tasks)

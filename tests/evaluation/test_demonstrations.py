@@ -99,6 +99,18 @@ def test_shots_are_checked():
             parse_shots([bad], ["counting_qa"])
 
 
+def test_a_recipe_writes_shots_as_whole_numbers_or_task_settings():
+    from e2wm.arguments import RecipeError, from_mapping
+    from e2wm.evaluation.run import EvalConfig
+
+    section = {"model": "e2wm:tiny", "out": "eval", "tasks": ["counting_qa"]}
+    assert from_mapping(EvalConfig, {**section, "shots": [2]}, "evaluate").shots == ["2"]
+    assert from_mapping(EvalConfig, {**section, "shots": "counting_qa=1"}, "evaluate").shots == ["counting_qa=1"]
+    for bad in ([1.5], [True], [-1]):
+        with pytest.raises(RecipeError, match="evaluate: .*shots"):
+            from_mapping(EvalConfig, {**section, "shots": bad}, "evaluate")
+
+
 def test_a_corpus_without_demonstration_pools_says_how_to_fix_it(corpus, collection, tmp_path):
     folder, _ = corpus
     old = tmp_path / "old"  # as the quickstart's corpus was built before the pools: no demonstrations, no pool

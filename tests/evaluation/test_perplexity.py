@@ -10,7 +10,7 @@ import torch
 
 from e2wm.evaluation.perplexity import perplexity
 from e2wm.lm import LMHead
-from tests.tiny import sample_documents, tiny_gpt2, tiny_llama, tiny_tokenizer
+from tests.tiny import sample_documents, tiny_gemma3, tiny_gpt2, tiny_llama, tiny_tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -56,20 +56,8 @@ def test_chunked_and_full_logits_give_the_same_perplexity(tok):
         )
 
 
-def _tiny_gemma3(vocab_size: int):
-    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
-
-    config = Gemma3TextConfig(
-        vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=1, head_dim=16, sliding_window=4, max_position_embeddings=256,
-        final_logit_softcapping=5.0,  # Gemma 2's soft-capping: logits = cap · tanh(logits / cap)
-    )  # fmt: skip
-    torch.manual_seed(0)
-    return Gemma3ForCausalLM(config).eval()
-
-
 def test_the_head_reproduces_soft_capped_logits_of_gemma(tok):
-    model = _tiny_gemma3(len(tok))
+    model = tiny_gemma3(tok, softcap=5.0)
     ids = torch.tensor([tok("Alice walks to the kitchen. Bob grabs the cup.")["input_ids"]])
     head = LMHead(model)
     assert head.softcap == 5.0 and head.check(ids, torch.ones_like(ids))

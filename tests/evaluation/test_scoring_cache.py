@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from e2wm.evaluation.scoring import choose, score_continuations
-from tests.tiny import sample_documents, tiny_gpt2, tiny_gpt_neo, tiny_llama, tiny_tokenizer
+from tests.tiny import sample_documents, tiny_gemma3, tiny_gpt2, tiny_gpt_neo, tiny_llama, tiny_tokenizer
 
 FALLBACK = "shared-prefix cache cannot be used"
 
@@ -18,36 +18,6 @@ FALLBACK = "shared-prefix cache cannot be used"
 @pytest.fixture(scope="module")
 def tok():
     return tiny_tokenizer()
-
-
-def tiny_gemma3(tokenizer, seed: int = 0):
-    """A Gemma 3 text model with sliding-window layers (window 8) around a full-attention one: its cache mixes
-    ``DynamicSlidingWindowLayer`` and ``DynamicLayer``, as Gemma-3-270M's does (window 512)."""
-    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
-
-    config = Gemma3TextConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=3,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        head_dim=16,
-        sliding_window=8,
-        layer_types=["sliding_attention", "full_attention", "sliding_attention"],
-        max_position_embeddings=256,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-    )
-    torch.manual_seed(seed)
-    model = Gemma3ForCausalLM(config)
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():  # larger than the default init, so that wrong attention shows in the numbers
-        for name, param in model.named_parameters():
-            is_norm = "norm" in name
-            param.copy_(torch.randn(param.shape, generator=gen) * (0.05 if is_norm else 0.1))
-    return model.eval()
 
 
 MODELS = {"llama": tiny_llama, "gpt2": tiny_gpt2, "gpt_neo": tiny_gpt_neo, "gemma3": tiny_gemma3}

@@ -16,6 +16,7 @@ import torch
 
 from e2wm.ewc import FisherAccumulator, FisherError, estimate_fisher
 from e2wm.ewc.build import process_layout
+from tests.ewc.test_fisher import _dies_after, _Killed
 
 REPO = Path(__file__).resolve().parents[2]
 TARGETS = ["q_proj", "v_proj"]
@@ -46,17 +47,6 @@ def test_the_shares_of_two_processes_add_up_to_the_one_process_fisher(monkeypatc
             torch.testing.assert_close(shares[1].tensors[key], tensor, rtol=1e-12, atol=0)
     for key, tensor in _combined(shares).items():  # sampled labels too: seeded by the position in the whole draw
         torch.testing.assert_close(tensor, whole.tensors[key], rtol=1e-12, atol=0)
-
-
-class _Killed(Exception):
-    pass
-
-
-def _dies_after(documents, count):
-    for index, doc in enumerate(documents):
-        if index == count:
-            raise _Killed
-        yield doc
 
 
 def test_a_killed_process_resumes_from_its_own_checkpoint(monkeypatch, tmp_path, tok, docs, llama64):

@@ -212,7 +212,8 @@ def test_quantized_bases_train_with_the_penalty_in_fp32(tmp_path, llama_folder, 
     assert any(not torch.equal(before[n], after[n]) for n in before)
 
 
-def test_resuming_from_a_checkpoint_gives_the_uninterrupted_result(tmp_path, llama_folder, fisher_folder):
+def _stop_after_two_steps():
+    """A callback that ends training after step 2, as a killed run would (its checkpoint-2 saved)."""
     from transformers import TrainerCallback
 
     class StopAfter(TrainerCallback):
@@ -220,6 +221,10 @@ def test_resuming_from_a_checkpoint_gives_the_uninterrupted_result(tmp_path, lla
             if state.global_step == 2:
                 control.should_training_stop = True
 
+    return StopAfter()
+
+
+def test_resuming_from_a_checkpoint_gives_the_uninterrupted_result(tmp_path, llama_folder, fisher_folder):
     data = prompt_completion(16)
 
     def run(name, **kwargs):
@@ -230,7 +235,7 @@ def test_resuming_from_a_checkpoint_gives_the_uninterrupted_result(tmp_path, lla
 
     whole = run("whole")
     whole.train()
-    stopped = run("resumed", callbacks=[StopAfter()])
+    stopped = run("resumed", callbacks=[_stop_after_two_steps()])
     stopped.train()
     assert stopped.state.global_step == 2 and (tmp_path / "resumed/checkpoint-2").is_dir()
     resumed = run("resumed")
@@ -282,13 +287,6 @@ def test_rewriting_inits_train_against_the_original_base_weights(tmp_path, llama
 def test_resuming_a_pissa_run_rebuilds_the_same_reference_and_gives_the_uninterrupted_result(
     tmp_path, llama_folder, fisher_folder
 ):
-    from transformers import TrainerCallback
-
-    class StopAfter(TrainerCallback):
-        def on_step_end(self, args, state, control, **kwargs):
-            if state.global_step == 2:
-                control.should_training_stop = True
-
     data = prompt_completion(16)
 
     def run(name, **kwargs):
@@ -299,7 +297,7 @@ def test_resuming_a_pissa_run_rebuilds_the_same_reference_and_gives_the_uninterr
 
     whole = run("whole")
     whole.train()
-    stopped = run("resumed", callbacks=[StopAfter()])
+    stopped = run("resumed", callbacks=[_stop_after_two_steps()])
     stopped.train()
     resumed = run("resumed")
     reference = resumed.penalty_reference  # built at construction, before the checkpoint's factors are loaded
