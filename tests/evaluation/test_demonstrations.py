@@ -107,7 +107,7 @@ def test_a_recipe_writes_shots_as_whole_numbers_or_task_settings():
     assert from_mapping(EvalConfig, {**section, "shots": [2]}, "evaluate").shots == ["2"]
     assert from_mapping(EvalConfig, {**section, "shots": "counting_qa=1"}, "evaluate").shots == ["counting_qa=1"]
     for bad in ([1.5], [True], [-1]):
-        with pytest.raises(RecipeError, match="evaluate: .*shots"):
+        with pytest.raises(RecipeError, match=r"evaluate: .*shots"):
             from_mapping(EvalConfig, {**section, "shots": bad}, "evaluate")
 
 
