@@ -169,7 +169,8 @@ def test_the_progress_display_counts_stages_and_shows_the_stages_own_status(tmp_
     recipe = load_recipe(RECIPES / "smoke.yaml")
     out = tmp_path / "run"
     (out / ".done").mkdir(parents=True)
-    # as if resumed after the collection
+    # as if resumed after the collection (a run folder: its state file and the collection's marker)
+    (out / "pipeline.json").write_text(json.dumps({"recipe": recipe.raw, "stages": {"collect": 1.0}}))
     (out / ".done" / "collect").write_text(f"{pipeline.fingerprints(recipe)['collect']} 1.0\n")
     run_pipeline(recipe, out, log=lambda _: None)
     assert shown[0] == ("total", len(STAGES)) and shown[-1] == ("close", None)
