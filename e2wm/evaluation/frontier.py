@@ -66,14 +66,18 @@ def frontier_statistics(
     results = {"base": _load(folder, "base")} | {p["label"]: _load(folder, p["label"]) for p in points}
     stats = report_statistics(results, resamples, seed)
     headline = stats["aggregate"].get("headline", {})
+    zero_shot = stats["aggregate"].get("zero_shot", {})  # the same tasks without demonstrations, when evaluated
     tasks = list(headline.get("tasks", []))
     rows = []
     for point in points:
         label = point["label"]
         change = stats["perplexity"].get(label, {}).get("change")
         gain = headline.get("labels", {}).get(label)
+        gain_zero_shot = zero_shot.get("labels", {}).get(label)
         per_task = {task: stats["tasks"][task]["labels"].get(label, {}).get("difference") for task in tasks}
-        rows.append({**point, "perplexity_change": change, "gain": gain, "tasks": per_task})
+        rows.append(
+            {**point, "perplexity_change": change, "gain": gain, "gain_zero_shot": gain_zero_shot, "tasks": per_task}
+        )
     base_ppl = stats["perplexity"].get("base", {})
     return {
         "rows": rows,
@@ -140,14 +144,18 @@ def write_frontier_report(
         f"{_interval(base_ppl, 2) if base_ppl else '—'}). Both with paired 95% intervals; ★ = on the Pareto front "
         "(no other point forgets less and learns more).",
         "",
-        "| method | setting | perplexity change | gain (aggregate) | Pareto |",
-        "|---|---|---|---|---|",
+        "The zero-shot column is the same aggregate on the same tasks without demonstrations (not plotted): how much of "
+        "a gain is the answer's format rather than knowledge.",
+        "",
+        "| method | setting | perplexity change | gain, few-shot (aggregate) | gain, zero-shot | Pareto |",
+        "|---|---|---|---|---|---|",
     ]
     order = sorted(rows, key=lambda r: (list(_COLOURS).index(r["method"]), r["label"]))
     for row in order:
+        zero = _signed(row["gain_zero_shot"]) if row.get("gain_zero_shot") else "—"
         lines.append(
             f"| {row['method']} | {row['setting']} | {_signed(row['perplexity_change'], 1, percent=True)} | "
-            f"{_signed(row['gain'])} | {'★' if row['label'] in front else ''} |"
+            f"{_signed(row['gain'])} | {zero} | {'★' if row['label'] in front else ''} |"
         )
     lines += ["", f"## Within a perplexity budget of +{budget:g}%", ""]
     if best is None:

@@ -99,7 +99,10 @@ def test_frontier_end_to_end_on_the_smoke_model(tmp_path, capsys):
     for row in result["rows"]:
         change, gain = row["perplexity_change"], row["gain"]
         assert change["low"] <= change["estimate"] <= change["high"] and gain["low"] <= gain["estimate"] <= gain["high"]
+        zero = row["gain_zero_shot"]  # the same tasks without demonstrations, beside the few-shot y
+        assert zero["low"] <= zero["estimate"] <= zero["high"]
         assert (out / "adapters" / row["label"] / "adapter_model.safetensors").exists()
+    assert "| gain, few-shot (aggregate) | gain, zero-shot |" in report
     assert result["pareto_front"] and set(result["pareto_front"]) <= set(labels)
     assert (out / "frontier" / "frontier.png").stat().st_size > 0 and (out / "frontier" / "frontier.svg").exists()
     assert "| ewc | λ = 10, mean |" in report and "perplexity budget of +5%" in report
