@@ -313,6 +313,8 @@ def build_trainer(script_args: Any, training_args: Any, model_args: Any, *, call
     from e2wm.models import load_causal_lm
     from e2wm.trainer import EWCLoRATrainer
 
+    if training_args.device.type == "cpu" and training_args.dataloader_pin_memory:
+        training_args.dataloader_pin_memory = False  # pinning needs an accelerator: torch warns every epoch on a CPU
     if script_args.tiny_assets:
         targets = model_args.lora_target_modules or TRAIN_DEFAULTS["lora_target_modules"]
         with training_args.main_process_first(desc="tiny assets"):  # one builder; the other ranks then reuse
