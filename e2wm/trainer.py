@@ -167,6 +167,9 @@ class EWCLoRATrainer(SFTTrainer):
     the training data for the card (a Hub id such as ``"e2wm/experiences"``, optionally with its configs).
     """
 
+    hub_model_id: Any  # set by init_hf_repo (a repo id), as in transformers
+    push_in_progress: Any
+
     # trl's card attributes (plain class attributes in trl: not ClassVar, or mypy refuses the override)
     _tag_names = ["trl", "sft", "e2wm", "ewc-lora"]  # noqa: RUF012
     _name = "EWC-LoRA"
@@ -453,7 +456,8 @@ class EWCLoRATrainer(SFTTrainer):
         repo_name = self.args.hub_model_id or Path(str(self.args.output_dir)).absolute().name
         token = token if token is not None else self.args.hub_token
         private = private if private is not None else self.args.hub_private_repo
-        self.hub_model_id = HfApi().create_repo(repo_name, token=token, private=private, exist_ok=True).repo_id
+        repo_id: Any = HfApi().create_repo(repo_name, token=token, private=private, exist_ok=True).repo_id
+        self.hub_model_id = repo_id
         self.push_in_progress = None
 
     def push_to_hub(
@@ -492,7 +496,8 @@ class EWCLoRATrainer(SFTTrainer):
             kwargs["tags"] = given + [tag for tag in tags if tag not in given]
         self.create_model_card(model_name=model_name, **kwargs)
         self._finish_current_push()
-        return HfApi().upload_folder(
+        upload: Any = HfApi().upload_folder  # run_as_future's overloads want a literal; blocking is a bool
+        return upload(
             repo_id=self.hub_model_id,
             folder_path=str(self.args.output_dir),
             commit_message=commit_message,
@@ -536,7 +541,7 @@ class EWCLoRATrainer(SFTTrainer):
             revision=self.args.hub_revision,
         )
         if self.push_in_progress is None or self.push_in_progress.is_done():
-            self.push_in_progress = PushInProgress([job])
+            self.push_in_progress = PushInProgress([job])  # type: ignore[arg-type]  # a list, as transformers passes
         else:
             self.push_in_progress.jobs.append(job)
 

@@ -70,6 +70,11 @@ class EvalConfig:
     device: str | None = field(default=None, metadata={"help": "cpu, cuda, cuda:1… (default: cuda when available)"})
     progress: bool = field(default=True, metadata={"help": "show a progress bar"})
 
+    @property
+    def shot_items(self) -> list[str]:
+        """``shots`` as the flag's text (a recipe may write whole numbers; ``__post_init__`` converts them)."""
+        return [str(s) for s in self.shots]
+
     def __post_init__(self) -> None:
         for name in ("batch_size", "num_beams", "max_new_tokens", "perplexity_max_length"):
             if getattr(self, name) < 1:
@@ -86,7 +91,7 @@ class EvalConfig:
         self.shots = [str(s) if isinstance(s, int) and not isinstance(s, bool) else s for s in self.shots]
         if not all(isinstance(s, str) for s in self.shots):
             raise ValueError(f"--shots expects K or TASK=K with K a whole number ≥ 0, got {self.shots!r}")
-        parse_shots(self.shots, self.tasks)  # fail now on a malformed K or TASK=K
+        parse_shots(self.shot_items, self.tasks)  # fail now on a malformed K or TASK=K
         parse_metrics(self.metric)  # fail now on a malformed STEM=METRIC
         check_task_names(self.tasks)
 
@@ -165,7 +170,7 @@ def _tasks(config: EvalConfig) -> list[EvalTask]:
             config.split,
             config.limit,
             config.mc_limit,
-            config.shots,
+            config.shot_items,
             config.zero_shot,
             config.demo_seed,
         )
