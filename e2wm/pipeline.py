@@ -558,9 +558,25 @@ def run_stages(
 
     out = Path(out)
     _check_run_folder(out)
+    _check_eai_installed(recipe)
     with output_lock(out, f"{title} --recipe {recipe.path or recipe.name}"):
         _check_run_folder(out)
         _run_stages(recipe, out, stages, log, progress, title)
+
+
+def _check_eai_installed(recipe: Recipe) -> None:
+    """EAI's tasks need its evaluator (eai-eval, installed apart): say so before the first stage, not after training."""
+    from e2wm.evaluation.eai_evaluator import EAIUnavailableError, eai_package_dir
+    from e2wm.evaluation.tasks import EAI_TASKS
+
+    tasks = recipe.evaluate.get("tasks") or []
+    tasks = [t.strip() for t in tasks.split(",")] if isinstance(tasks, str) else tasks
+    wanted = [task for task in tasks if task in EAI_TASKS]
+    if wanted:
+        try:
+            eai_package_dir()
+        except EAIUnavailableError as err:
+            raise PipelineError(f"{recipe.path or recipe.name}: evaluate: {', '.join(wanted)}: {err}") from None
 
 
 def _check_run_folder(out: Path) -> None:

@@ -178,3 +178,17 @@ def test_the_progress_display_counts_stages_and_shows_the_stages_own_status(tmp_
     statuses = [text for kind, text in shown if kind == "status"]
     assert "train_lora step 1/1" in statuses and "collect step 1/1" not in statuses
     assert statuses.index("train_lora") < statuses.index("train_lora step 1/1")
+
+
+def test_a_recipe_with_eai_tasks_needs_eai_before_the_first_stage(tmp_path, monkeypatch):
+    import e2wm.evaluation.eai_evaluator as evaluator
+
+    def missing():
+        raise evaluator.EAIUnavailableError(f"EAI's evaluator is not installed: {evaluator.EAI_INSTALL}")
+
+    monkeypatch.setattr(evaluator, "eai_package_dir", missing)
+    monkeypatch.setattr(pipeline, "_RUNNERS", {})  # a stage that ran would fail differently
+    recipe = load_recipe(RECIPES / "quickstart.yaml")
+    with pytest.raises(PipelineError, match=r"evaluate: eai_action_sequencing_e2wm: .*pip install --no-deps eai-eval"):
+        run_pipeline(recipe, tmp_path / "run", log=lambda _: None)
+    assert not (tmp_path / "run").exists()
