@@ -42,6 +42,24 @@ def test_save_model_leaves_the_ewc_card_next_to_the_adapter(tmp_path, llama_fold
     assert "2305.10626" in body and "r = 4, alpha = 8" in body
 
 
+def test_an_osf_adapter_saves_with_a_card_that_names_it(tmp_path, llama_folder):
+    """peft's OSF (the frontier's forgetting control) has no r or alpha: its card row says what it is (the card
+    asked for ``r`` and the frontier's OSF point failed at its first save)."""
+    from peft import OSFConfig
+
+    from e2wm import EWCLoRATrainer
+
+    model, tok = load_model(llama_folder)
+    args = training_config(tmp_path / "run", ewc_lambda=0.0, penalty="none", max_steps=1)
+    trainer = EWCLoRATrainer(model=model, args=args, train_dataset=prompt_completion(4), processing_class=tok,
+                             peft_config=OSFConfig(target_modules=["q_proj", "v_proj"]))  # fmt: skip
+    trainer.train()
+    trainer.save_model(str(tmp_path / "adapter"))
+    _, body = _card((tmp_path / "adapter/README.md").read_text(encoding="utf-8"))
+    assert "| adapter | peft `OSF`, effective rank peft's default, targets q_proj, v_proj |" in body
+    assert "| LoRA |" not in body
+
+
 def test_push_to_hub_uploads_the_adapter_and_its_card_and_peft_loads_it_back(fake_hub, tmp_path, llama_folder,
                                                                              fisher_folder):  # fmt: skip
     from huggingface_hub import HfApi
