@@ -3,7 +3,7 @@
 The wiring check: the benchmark's gold programs, written as a model would answer in either prompt
 mode, go through e2wm's path (conversion, EAI's evaluator, e2wm's world) and score as EAI scores
 them. A sample of short programs keeps it fast (EAI's evaluator deep-copies every past graph at every
-step); the full 342-task run is in bench/RESULTS.md. Needs ``pip install --no-deps eai-eval==1.0.5``
+step); `python bench/eai_gold.py` runs all 342 tasks. Needs ``pip install --no-deps eai-eval==1.0.5``
 (CI installs it).
 """
 
