@@ -569,9 +569,7 @@ def _check_eai_installed(recipe: Recipe) -> None:
     from e2wm.evaluation.eai_evaluator import EAIUnavailableError, eai_package_dir
     from e2wm.evaluation.tasks import EAI_TASKS
 
-    tasks = recipe.evaluate.get("tasks") or []
-    tasks = [t.strip() for t in tasks.split(",")] if isinstance(tasks, str) else tasks
-    wanted = [task for task in tasks if task in EAI_TASKS]
+    wanted = [task for task in evaluate_settings(recipe).get("tasks") or [] if task in EAI_TASKS]
     if wanted:
         try:
             eai_package_dir()
