@@ -12,10 +12,11 @@ into trl so that everything a trl user knows (YAML configs, ``accelerate launch`
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,33 @@ def _weights_are_uniform(dataset: Any) -> bool:
     if not hasattr(dataset, "cache_files"):
         return False
     return all(float(w) == 1.0 for w in dataset["weight"])
+
+
+@contextlib.contextmanager
+def _labelled_positions_only(device: torch.device) -> Iterator[None]:
+    """trl's fused LM head projecting only the positions that have a label, on a CPU too.
+
+    trl 1.16 (``add_fused_lm_head``) scores only the labelled positions where Triton runs (CUDA, XPU) and every
+    position elsewhere, so that XLA devices see one tile shape per batch. On a CPU that choice only costs: with
+    a completion-only loss, most positions are prompt, and the projection onto a large vocabulary (Gemma's 262k)
+    dominates the step (the quickstart's LoRA step: 15.6 → 3.5 s, ``bench/quickstart_time.py --compare lm_head``).
+    The kernel itself takes any number of rows and the outputs are scattered back to the same places, so the
+    numbers are the same; only trl's choice of rows is widened, for this forward call and on a CPU only.
+    """
+    try:
+        import trl.trainer.utils as trl_utils
+    except ImportError:  # pragma: no cover  (trl always has it since the fused head, trl>=1.16)
+        yield
+        return
+    chooser = getattr(trl_utils, "_use_triton", None)
+    if device.type != "cpu" or chooser is None:
+        yield
+        return
+    trl_utils._use_triton = lambda where: where.type == "cpu" or chooser(where)
+    try:
+        yield
+    finally:
+        trl_utils._use_triton = chooser
 
 
 class _WeightedLogProbs:
@@ -354,9 +382,10 @@ class EWCLoRATrainer(SFTTrainer):
             # before the forward pass, so that its ΔW chunk buffers are freed before the activations peak.
             self._penalty_step = self.state.global_step
             penalty = self._penalty()
-        result = super().compute_loss(
-            model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
-        )
+        with _labelled_positions_only(self.args.device):
+            result = super().compute_loss(
+                model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
+            )
         if penalty is None:
             return result
         loss, outputs = result if return_outputs else (result, None)

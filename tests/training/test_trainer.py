@@ -385,3 +385,37 @@ def test_weighted_eval_data_with_label_smoothing_is_refused_at_construction(tmp_
     args = training_config(tmp_path, penalty="none", label_smoothing_factor=0.1)  # default task weights: 0.7 for one
     with pytest.raises(ValueError, match="label smoothing"):
         _trainer(llama_folder, args, train, eval_dataset=data)
+
+
+# ----------------------------------------------------------------------------------------- the LM head on a CPU
+def test_on_a_cpu_the_fused_lm_head_projects_only_the_labelled_positions_with_the_same_loss_and_gradients(
+    tmp_path, llama_folder, monkeypatch
+):
+    """trl scores every position off Triton devices; e2wm's trainer narrows that to the labelled ones on a CPU
+    (the quickstart's step: ~5× faster). Same loss, same gradients as trl's own choice of rows."""
+    import trl.trainer.utils as trl_utils
+
+    trainer = _trainer(llama_folder, training_config(tmp_path, penalty="none"), prompt_completion(4))
+    batch = next(iter(trainer.get_train_dataloader()))
+    labelled = int((batch["labels"][:, 1:] != -100).sum())
+    positions = batch["labels"][:, 1:].numel()
+    assert 0 < labelled < positions  # prompts are not scored: the check has teeth
+    rows, kernel = [], trl_utils._ChunkedLogProbFunction
+
+    class Spy:
+        @staticmethod
+        def apply(hidden, *args):
+            rows.append(hidden.shape[0])
+            return kernel.apply(hidden, *args)
+
+    monkeypatch.setattr(trl_utils, "_ChunkedLogProbFunction", Spy)
+    params = [p for n, p in trainer.model.named_parameters() if "lora_" in n]
+    narrowed = trainer.compute_loss(trainer.model, dict(batch))
+    narrowed_grads = torch.autograd.grad(narrowed, params)
+    full = super(type(trainer), trainer).compute_loss(trainer.model, dict(batch))  # trl's own: every position
+    full_grads = torch.autograd.grad(full, params)
+    assert rows == [labelled, positions]
+    torch.testing.assert_close(narrowed, full)
+    for a, b in zip(narrowed_grads, full_grads, strict=True):
+        torch.testing.assert_close(a, b)
+    assert trl_utils._use_triton(torch.device("cpu")) is False  # trl's choice is restored after the call
