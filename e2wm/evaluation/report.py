@@ -280,6 +280,20 @@ def _caps(results: Mapping[str, Any], base: str, tasks: list[str]) -> str:
     return "Examples: " + "; ".join(parts) + "." if parts else ""
 
 
+def _precision(results: Mapping[str, Any]) -> str:
+    """What dtype (and quantization) each model was evaluated in: one line, a warning when they differ."""
+    runs = {
+        label: " ".join(str(x) for x in (r.get("dtype"), r.get("quantization")) if x) for label, r in results.items()
+    }
+    kinds = set(runs.values()) - {""}
+    if not kinds:
+        return ""
+    if len(set(runs.values())) == 1:
+        return f"Every model evaluated in {kinds.pop()}."
+    shown = ", ".join(f"{label}: {kind or 'unrecorded'}" for label, kind in runs.items())
+    return f"**Models evaluated in different precisions** ({shown}): their differences mix precision with training."
+
+
 def _method(resamples: int, seed: int) -> str:
     return (
         f"Intervals: 95% percentile bootstrap, {resamples} resamples of the examples (seed {seed}); the same "
@@ -338,6 +352,9 @@ def write_report(
     caps = _caps(results, base, tasks)
     if caps:
         lines += ["", caps]
+    precision = _precision(results)
+    if precision:
+        lines += ["", precision]
     if stats["plans"]:
         lines += [
             "",

@@ -13,6 +13,7 @@ from e2wm.evaluation.provenance import model_provenance
 from e2wm.evaluation.suite import PlanContext, evaluate_model
 from e2wm.evaluation.tasks import EvalTask, tasks_from_corpus, tasks_from_files
 from e2wm.experience.goals import Goal
+from e2wm.models import fast_dtype
 
 __all__ = ["EvalConfig", "load_model", "parse_metrics", "plan_context_from_corpus", "read_documents", "run_evaluation"]
 
@@ -61,7 +62,12 @@ class EvalConfig:
     )
     perplexity_max_length: int = field(default=800, metadata={"help": "truncate each document (the paper: 800)"})
     dtype: str = field(
-        default="float32", metadata={"help": "model dtype", "choices": ["float32", "bfloat16", "float16"]}
+        default="float32",
+        metadata={
+            "help": "model dtype; fast: bfloat16 where the device computes it natively (a GPU with bf16, a CPU with "
+            "AVX512-BF16 or AMX), else float32",
+            "choices": ["float32", "bfloat16", "float16", "fast"],
+        },
     )
     quantization: str | None = field(
         default=None, metadata={"help": "load the model with bitsandbytes", "choices": ["8bit", "4bit"]}
@@ -108,7 +114,7 @@ def load_model(config: EvalConfig, device: str | None = None) -> tuple[Any, Any]
     return load_causal_lm(
         config.model,
         adapter=config.adapter,
-        dtype=config.dtype,
+        dtype=fast_dtype(config.dtype, config.device or device),
         quantization=config.quantization,
         trust_remote_code=config.trust_remote_code,
         device=config.device or device or "auto",
@@ -199,7 +205,9 @@ def run_evaluation(
     corpus_tasks = any(task in CORPUS_TASKS for task in config.tasks)
     context = plan_context_from_corpus(config.corpus, config.split) if corpus_tasks else None
     label = config.label or (Path(config.adapter).name if config.adapter else "base")
-    info = model_provenance(config.model, config.adapter, config.dtype, config.quantization)
+    # the dtype the model ran in ("fast" resolved on this machine): results in another dtype are recomputed
+    dtype = fast_dtype(config.dtype, config.device or processes.device)
+    info = model_provenance(config.model, config.adapter, dtype, config.quantization)
     return evaluate_model(
         model,
         tokenizer,

@@ -209,6 +209,26 @@ def test_differences_on_other_examples_are_marked_unpaired(tmp_path):
     assert "some task was not evaluated on the same examples" in text
 
 
+def test_the_report_says_in_what_precision_the_models_ran_and_warns_when_they_differ(tmp_path):
+    same = {label: {**r, "dtype": "bfloat16"} for label, r in {"base": BASE, "lora": LORA}.items()}
+    assert "Every model evaluated in bfloat16." in write_report(tmp_path / "same", same, resamples=50).read_text()
+    mixed = {"base": {**BASE, "dtype": "float32"}, "lora": {**LORA, "dtype": "bfloat16", "quantization": "4bit"}}
+    text = write_report(tmp_path / "mixed", mixed, resamples=50).read_text()
+    assert "**Models evaluated in different precisions** (base: float32, lora: bfloat16 4bit)" in text
+    assert "in different precisions" not in write_report(tmp_path / "none", {"base": BASE}, resamples=50).read_text()
+
+
+def test_fast_dtype_is_bfloat16_only_where_the_device_computes_it_natively(monkeypatch):
+    import e2wm.models as models
+
+    monkeypatch.setattr(models, "native_bfloat16", lambda device: device == "cpu")
+    assert models.fast_dtype("fast", "cpu") == "bfloat16"
+    assert models.fast_dtype("fast", "cuda:1") == "float32"
+    assert models.fast_dtype("float16", "cpu") == "float16"  # an explicit dtype is kept
+    monkeypatch.undo()
+    assert models.native_bfloat16("meta") is False
+
+
 def test_results_without_per_example_scores_are_refused(tmp_path):
     old = json.loads(json.dumps(BASE))
     del old["tasks"]["counting_qa"]["per_example"]
