@@ -1,7 +1,16 @@
 """Benchmark: where the quickstart's training time goes on a CPU, and what a setting saves.
 
     python bench/quickstart_time.py                  # Gemma-3-270M (e2wm:gemma-3-270m), 3 rounds of 4 steps each
+    python bench/quickstart_time.py --compare lm_head   # trl's fused LM head on every position vs labelled ones
     python bench/quickstart_time.py --model e2wm:tiny --steps 3 --rounds 1   # a quick check of the script
+
+``--compare lm_head``: trl 1.16's fused LM head projects every position of the batch off Triton devices (for
+XLA's fixed shapes); ``EWCLoRATrainer`` narrows it to the labelled positions on a CPU. Same steps, with
+checkpointing off, through trl's own ``compute_loss`` (every position) and e2wm's (labelled only). Last line:
+
+    lm_head_step_time_ratio=<every / labelled> every_s=<median s/step> labelled_s=<median s/step>
+
+``--compare checkpointing`` (the default):
 
 trl turns gradient checkpointing on by default (``SFTConfig.gradient_checkpointing=True``): activations are
 recomputed in the backward pass to save memory. On a CPU run of a 270M model with memory to spare, that is
@@ -63,16 +72,20 @@ def _trainer(model_path: str, checkpointing: bool, folder: str):
     return trainer
 
 
-def _time_steps(trainer, steps: int) -> list[float]:
-    """Seconds of each of ``steps`` optimizer steps (forward, backward, AdamW) on consecutive batches."""
+def _time_steps(trainer, steps: int, every_position: bool = False) -> list[float]:
+    """Seconds of each of ``steps`` optimizer steps (forward, backward, AdamW) on consecutive batches;
+    ``every_position``: through trl's own ``compute_loss`` (its fused LM head on every position)."""
+    from trl import SFTTrainer
+
     model, optimizer = trainer.model, trainer.create_optimizer()
     batches = iter(trainer.get_train_dataloader())
+    compute_loss = (lambda m, b: SFTTrainer.compute_loss(trainer, m, b)) if every_position else trainer.compute_loss
     times = []
     model.train()
     for _ in range(steps):
         batch = next(batches)
         began = time.perf_counter()
-        loss = trainer.compute_loss(model, batch)
+        loss = compute_loss(model, batch)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -85,6 +98,7 @@ def main() -> int:
     parser.add_argument("--model", default="e2wm:gemma-3-270m")
     parser.add_argument("--steps", type=int, default=4, help="timed steps per variant and round (after 1 warm-up)")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--compare", choices=["checkpointing", "lm_head"], default="checkpointing")
     args = parser.parse_args()
     import torch
     import transformers
@@ -95,20 +109,25 @@ def main() -> int:
     path = resolve_model(args.model)
     print(f"model {args.model}; torch {torch.__version__}, {torch.get_num_threads()} threads; "
           f"{platform.machine()}, Python {platform.python_version()}, CPU only")  # fmt: skip
-    medians: dict[bool, list[float]] = {True: [], False: []}
     with tempfile.TemporaryDirectory() as folder:
-        trainers = {flag: _trainer(path, flag, f"{folder}/{flag}") for flag in (True, False)}
-        for flag, trainer in trainers.items():
-            trainer.model.gradient_checkpointing_enable() if flag else trainer.model.gradient_checkpointing_disable()
+        if args.compare == "lm_head":  # one trainer (checkpointing off), through trl's compute_loss or e2wm's
+            trainer = _trainer(path, False, f"{folder}/run")
+            variants = {"every": (trainer, True), "labelled": (trainer, False)}
+        else:
+            trainers = {flag: _trainer(path, flag, f"{folder}/{flag}") for flag in (True, False)}
+            for flag, trainer in trainers.items():
+                trainer.model.gradient_checkpointing_enable() if flag else trainer.model.gradient_checkpointing_disable()
+            variants = {"on": (trainers[True], False), "off": (trainers[False], False)}
+        medians: dict[str, list[float]] = {name: [] for name in variants}
         for round_ in range(args.rounds):
-            order = (True, False) if round_ % 2 == 0 else (False, True)
-            for flag in order:
-                times = _time_steps(trainers[flag], args.steps + 1)[1:]  # the first step warms up
-                medians[flag].append(statistics.median(times))
-                print(f"round {round_}: checkpointing {'on ' if flag else 'off'} "
-                      f"{statistics.median(times):.2f} s/step (steps: {', '.join(f'{t:.2f}' for t in times)})")  # fmt: skip
-    on, off = statistics.median(medians[True]), statistics.median(medians[False])
-    print(f"checkpointing_step_time_ratio={on / off:.2f} on_s={on:.2f} off_s={off:.2f}")
+            for name in list(variants) if round_ % 2 == 0 else list(variants)[::-1]:
+                trainer, every = variants[name]
+                times = _time_steps(trainer, args.steps + 1, every_position=every)[1:]  # the first step warms up
+                medians[name].append(statistics.median(times))
+                print(f"round {round_}: {args.compare} {name:<8} {statistics.median(times):.2f} s/step "
+                      f"(steps: {', '.join(f'{t:.2f}' for t in times)})")  # fmt: skip
+    (first, a), (second, b) = ((name, statistics.median(values)) for name, values in medians.items())
+    print(f"{args.compare}_step_time_ratio={a / b:.2f} {first}_s={a:.2f} {second}_s={b:.2f}")
     return 0
 
 
