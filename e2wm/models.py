@@ -233,7 +233,25 @@ def load_causal_lm(
         model = _load_adapter(model, adapter, name_or_path, train)
     if quantization is None and target is not None:
         model.to(target)
+    if not train:
+        _contiguous_head_input(model)
     return (model.train() if train else model.eval()), tokenizer
+
+
+def _contiguous_head_input(model: Any) -> None:
+    """Hand the LM head a contiguous input.
+
+    ``logits_to_keep`` (generation, e2wm's scoring) slices the hidden states to their last positions, a
+    non-contiguous (batch, k, hidden) view. ``torch.matmul`` folds such an input into one matrix product only when
+    the weight requires a gradient; a frozen head (any peft adapter, a frozen model) gets a batched product over a
+    copy of the whole vocabulary matrix per row instead: a forward pass of Gemma-3-270M with LoRA, 8 × 200 tokens
+    in bfloat16 on a CPU, 11.2 s instead of 1.4 s (fp32: 3.3 s instead of 2.6 s). Copying the (batch, k, hidden)
+    input costs nothing by comparison."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    head = base.get_output_embeddings() if hasattr(base, "get_output_embeddings") else None
+    if head is not None and not getattr(head, "_e2wm_contiguous_input", False):
+        head.register_forward_pre_hook(lambda _module, args: (args[0].contiguous(), *args[1:]) if args else None)
+        head._e2wm_contiguous_input = True
 
 
 def _check_device(device: str) -> None:
