@@ -81,7 +81,7 @@ def _weights_are_uniform(dataset: Any) -> bool:
 
 
 @contextlib.contextmanager
-def _labelled_positions_only(device: torch.device) -> Iterator[None]:
+def _labelled_positions_only(place: torch.device) -> Iterator[None]:
     """trl's fused LM head projecting only the positions that have a label, on a CPU too.
 
     trl 1.16 (``add_fused_lm_head``) scores only the labelled positions where Triton runs (CUDA, XPU) and every
@@ -89,18 +89,20 @@ def _labelled_positions_only(device: torch.device) -> Iterator[None]:
     a completion-only loss, most positions are prompt, and the projection onto a large vocabulary (Gemma's 262k)
     dominates the step (the quickstart's LoRA step: 15.6 → 3.5 s, ``bench/quickstart_time.py --compare lm_head``).
     The kernel itself takes any number of rows and the outputs are scattered back to the same places, so the
-    numbers are the same; only trl's choice of rows is widened, for this forward call and on a CPU only.
+    numbers are the same; only trl's choice of rows changes, for this forward call and on a CPU only (a trl without
+    that private switch keeps its own choice: slower, the same numbers).
     """
-    try:
-        import trl.trainer.utils as trl_utils
-    except ImportError:  # pragma: no cover  (trl always has it since the fused head, trl>=1.16)
-        yield
-        return
+    import trl.trainer.utils as trl_utils
+
     chooser = getattr(trl_utils, "_use_triton", None)
-    if device.type != "cpu" or chooser is None:
+    if place.type != "cpu" or chooser is None:
         yield
         return
-    trl_utils._use_triton = lambda where: where.type == "cpu" or chooser(where)
+
+    def labelled_only(device: torch.device) -> bool:  # trl's signature
+        return device.type == "cpu" or bool(chooser(device))
+
+    trl_utils._use_triton = labelled_only
     try:
         yield
     finally:

@@ -21,8 +21,8 @@ def test_a_frozen_head_sees_a_contiguous_input_under_logits_to_keep_and_gives_th
         model, _ = load_causal_lm(str(folder), adapter=adapter, device="cpu")
         model.requires_grad_(False)  # frozen, as under an adapter: torch.matmul's fold then needs a contiguous input
         head = (model.get_base_model() if adapter else model).get_output_embeddings()
-        seen = []
-        head.register_forward_hook(lambda _m, args, _out: seen.append(args[0].is_contiguous()))
+        seen: list[bool] = []
+        head.register_forward_hook(lambda _m, args, _out, seen=seen: seen.append(args[0].is_contiguous()))
         with torch.no_grad():
             last = model(input_ids=ids, logits_to_keep=2).logits
             full = model(input_ids=ids).logits
