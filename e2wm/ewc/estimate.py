@@ -31,12 +31,13 @@ The artifact (save, load, validate) is ``e2wm.ewc.artifact``; normalizations are
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import json
 import re
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -296,6 +297,37 @@ class FisherEstimate:
     num_docs_per_process: list[int]
 
 
+@contextlib.contextmanager
+def _differentiable_4bit(model: nn.Module) -> Iterator[None]:
+    """bitsandbytes 4-bit layers kept in their differentiable layout while the Fisher is estimated.
+
+    On a CPU with AVX512-BF16, bitsandbytes ≥ 0.50 repacks a ``Linear4bit``'s weight for an inference kernel on
+    its first eval-mode forward whose input needs no gradient (the Fisher's model check is one), and that kernel
+    has no backward: gradients would stop at the first 4-bit layer (a None gradient). The repacking is turned
+    off for the estimate (restored after), and a layer already repacked is unpacked first."""
+    try:
+        from bitsandbytes.nn import Linear4bit
+    except ImportError:  # no bitsandbytes, no 4-bit layers
+        yield
+        return
+    layers = [m for m in model.modules() if isinstance(m, Linear4bit) and hasattr(m, "support_avx512bf16_for_cpu")]
+    flags = [m.support_avx512bf16_for_cpu for m in layers]
+    for layer in layers:
+        state = getattr(layer.weight, "quant_state", None)
+        if state is not None and getattr(state, "packing_format_for_cpu", False):
+            from bitsandbytes.functional import _convert_weight_packed_for_cpu_inverse
+
+            layer.weight.data, layer.weight.quant_state = _convert_weight_packed_for_cpu_inverse(
+                layer.weight.data, state
+            )
+        layer.support_avx512bf16_for_cpu = False
+    try:
+        yield
+    finally:
+        for layer, flag in zip(layers, flags, strict=True):
+            layer.support_avx512bf16_for_cpu = flag
+
+
 def estimate_fisher(
     model: nn.Module,
     tokenizer: Any,
@@ -367,25 +399,28 @@ def estimate_fisher(
     for _ in itertools.islice(texts, consumed):  # resume: skip what the checkpoint holds
         pass
     window = 8 * batch_size * world_size  # about 8 batches for each process
-    while chunk := list(itertools.islice(texts, window)):
-        mine = [(consumed + i, text) for i, text in enumerate(chunk) if (consumed + i) % world_size == rank]
-        encoded = (
-            tokenizer([text for _, text in mine], truncation=True, max_length=max_length)["input_ids"] if mine else []
-        )
-        kept = [(index, ids) for (index, _), ids in zip(mine, encoded, strict=True) if len(ids) >= 2]
-        accumulator.num_skipped_docs += len(mine) - len(kept)
-        kept.sort(key=lambda item: -len(item[1]))
-        for start in range(0, len(kept), batch_size):
-            batch = kept[start : start + batch_size]
-            accumulator.add([ids for _, ids in batch], [index for index, _ in batch])
-            tokens_now += sum(len(ids) for _, ids in batch)
-            bar.update(len(batch))
-            bar.set_postfix_str(f"{tokens_now / max(time.monotonic() - started, 1e-9):,.0f} tok/s", refresh=False)
-        bar.update(len(mine) - len(kept))
-        consumed += len(chunk)
-        if checkpoint is not None and checkpoint_every > 0 and consumed - last_saved >= checkpoint_every:
-            accumulator.save_checkpoint(checkpoint, {"run": key, "consumed": consumed})
-            last_saved = consumed
+    with _differentiable_4bit(model):  # gradients through 4-bit layers on a CPU too
+        while chunk := list(itertools.islice(texts, window)):
+            mine = [(consumed + i, text) for i, text in enumerate(chunk) if (consumed + i) % world_size == rank]
+            encoded = (
+                tokenizer([text for _, text in mine], truncation=True, max_length=max_length)["input_ids"]
+                if mine
+                else []
+            )
+            kept = [(index, ids) for (index, _), ids in zip(mine, encoded, strict=True) if len(ids) >= 2]
+            accumulator.num_skipped_docs += len(mine) - len(kept)
+            kept.sort(key=lambda item: -len(item[1]))
+            for start in range(0, len(kept), batch_size):
+                batch = kept[start : start + batch_size]
+                accumulator.add([ids for _, ids in batch], [index for index, _ in batch])
+                tokens_now += sum(len(ids) for _, ids in batch)
+                bar.update(len(batch))
+                bar.set_postfix_str(f"{tokens_now / max(time.monotonic() - started, 1e-9):,.0f} tok/s", refresh=False)
+            bar.update(len(mine) - len(kept))
+            consumed += len(chunk)
+            if checkpoint is not None and checkpoint_every > 0 and consumed - last_saved >= checkpoint_every:
+                accumulator.save_checkpoint(checkpoint, {"run": key, "consumed": consumed})
+                last_saved = consumed
     bar.close()
     per_process = accumulator.all_reduce(world_size) if world_size > 1 else [accumulator.num_docs]
     if accumulator.num_docs == 0:
