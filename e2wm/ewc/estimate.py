@@ -313,13 +313,12 @@ def _differentiable_4bit(model: nn.Module) -> Iterator[None]:
     layers = [m for m in model.modules() if isinstance(m, Linear4bit) and hasattr(m, "support_avx512bf16_for_cpu")]
     flags = [m.support_avx512bf16_for_cpu for m in layers]
     for layer in layers:
-        state = getattr(layer.weight, "quant_state", None)
+        weight: Any = layer.weight  # bitsandbytes' Params4bit, with its quant_state
+        state = getattr(weight, "quant_state", None)
         if state is not None and getattr(state, "packing_format_for_cpu", False):
             from bitsandbytes.functional import _convert_weight_packed_for_cpu_inverse
 
-            layer.weight.data, layer.weight.quant_state = _convert_weight_packed_for_cpu_inverse(
-                layer.weight.data, state
-            )
+            weight.data, weight.quant_state = _convert_weight_packed_for_cpu_inverse(weight.data, state)
         layer.support_avx512bf16_for_cpu = False
     try:
         yield
