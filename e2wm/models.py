@@ -165,6 +165,34 @@ def native_bfloat16(device: str) -> bool:
     return False
 
 
+def keep_4bit_differentiable(model: Any) -> list[tuple[Any, bool]]:
+    """Keep ``model``'s bitsandbytes 4-bit layers in their differentiable layout on a CPU; returns each changed
+    layer with its previous setting (``(layer, flag)``: set ``layer.support_avx512bf16_for_cpu = flag`` to restore).
+
+    On a CPU with AVX512-BF16, bitsandbytes ≥ 0.50 repacks a ``Linear4bit``'s weight for an inference kernel on
+    its first eval-mode forward whose input needs no gradient, and that kernel has no backward: every later
+    forward, in training mode too, stops gradients at the layer (bitsandbytes only warns). The repacking is
+    turned off, and a layer already repacked is unpacked."""
+    import sys
+
+    modules = sys.modules.get("bitsandbytes.nn")  # a model with 4-bit layers has imported it; else nothing to do
+    if modules is None:
+        return []
+    layers = [
+        m for m in model.modules() if isinstance(m, modules.Linear4bit) and hasattr(m, "support_avx512bf16_for_cpu")
+    ]
+    changed = [(layer, bool(layer.support_avx512bf16_for_cpu)) for layer in layers]
+    for layer in layers:
+        weight: Any = layer.weight  # bitsandbytes' Params4bit, with its quant_state
+        state = getattr(weight, "quant_state", None)
+        if state is not None and getattr(state, "packing_format_for_cpu", False):
+            from bitsandbytes.functional import _convert_weight_packed_for_cpu_inverse
+
+            weight.data, weight.quant_state = _convert_weight_packed_for_cpu_inverse(weight.data, state)
+        layer.support_avx512bf16_for_cpu = False
+    return changed
+
+
 def fast_dtype(dtype: str, device: str | None) -> str:
     """``dtype``, with ``"fast"`` read as bfloat16 where ``device`` (default: cuda when available, else cpu)
     computes it natively (:func:`native_bfloat16`), else float32."""

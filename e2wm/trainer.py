@@ -29,6 +29,7 @@ from e2wm.ewc.layers import lora_layers
 from e2wm.ewc.normalization import global_mean
 from e2wm.ewc.penalty import PenaltyReference, base_rewriting_adapters, penalty_reference, rewrites_base
 from e2wm.hub import ARTIFACTS
+from e2wm.models import keep_4bit_differentiable
 
 __all__ = ["EWCLoRATrainer", "with_task_weights"]
 
@@ -254,6 +255,8 @@ class EWCLoRATrainer(SFTTrainer):
             model, args, data_collator, train_dataset, eval_dataset, processing_class, **kwargs
         )  # fmt: skip
         self.data_collator = _CollateWithWeights(self.data_collator)
+        if self.args.device.type == "cpu":  # an evaluation (eval mode, no grad) must not end gradients through 4-bit
+            keep_4bit_differentiable(self.model)  # layers for the steps after it (e2wm.models.keep_4bit_differentiable)
 
         self.penalty_enabled = penalty_enabled
         self.fisher: Fisher | None = None

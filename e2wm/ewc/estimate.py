@@ -299,31 +299,16 @@ class FisherEstimate:
 
 @contextlib.contextmanager
 def _differentiable_4bit(model: nn.Module) -> Iterator[None]:
-    """bitsandbytes 4-bit layers kept in their differentiable layout while the Fisher is estimated.
+    """Gradients through bitsandbytes 4-bit layers on a CPU while the Fisher is estimated (its model check is an
+    eval-mode forward without gradients, which bitsandbytes ≥ 0.50 answers by repacking the weights for a kernel
+    without a backward: ``e2wm.models.keep_4bit_differentiable``); the layers' setting is restored after."""
+    from e2wm.models import keep_4bit_differentiable
 
-    On a CPU with AVX512-BF16, bitsandbytes ≥ 0.50 repacks a ``Linear4bit``'s weight for an inference kernel on
-    its first eval-mode forward whose input needs no gradient (the Fisher's model check is one), and that kernel
-    has no backward: gradients would stop at the first 4-bit layer (a None gradient). The repacking is turned
-    off for the estimate (restored after), and a layer already repacked is unpacked first."""
-    try:
-        from bitsandbytes.nn import Linear4bit
-    except ImportError:  # no bitsandbytes, no 4-bit layers
-        yield
-        return
-    layers = [m for m in model.modules() if isinstance(m, Linear4bit) and hasattr(m, "support_avx512bf16_for_cpu")]
-    flags = [m.support_avx512bf16_for_cpu for m in layers]
-    for layer in layers:
-        weight: Any = layer.weight  # bitsandbytes' Params4bit, with its quant_state
-        state = getattr(weight, "quant_state", None)
-        if state is not None and getattr(state, "packing_format_for_cpu", False):
-            from bitsandbytes.functional import _convert_weight_packed_for_cpu_inverse
-
-            weight.data, weight.quant_state = _convert_weight_packed_for_cpu_inverse(weight.data, state)
-        layer.support_avx512bf16_for_cpu = False
+    changed = keep_4bit_differentiable(model)
     try:
         yield
     finally:
-        for layer, flag in zip(layers, flags, strict=True):
+        for layer, flag in changed:
             layer.support_avx512bf16_for_cpu = flag
 
 

@@ -419,3 +419,24 @@ def test_on_a_cpu_the_fused_lm_head_projects_only_the_labelled_positions_with_th
     for a, b in zip(narrowed_grads, full_grads, strict=True):
         torch.testing.assert_close(a, b)
     assert trl_utils._use_triton(torch.device("cpu")) is False  # trl's choice is restored after the call
+
+
+def test_an_evaluation_on_a_cpu_does_not_end_gradients_through_4bit_layers(tmp_path, llama_folder):
+    """bitsandbytes ≥ 0.50 repacks 4-bit weights for a kernel without a backward on an eval-mode forward without
+    gradients (on CPUs with AVX512-BF16); the steps after an evaluation must still train every adapter."""
+    from transformers import BitsAndBytesConfig
+
+    quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.float32)
+    args = training_config(tmp_path, penalty="none", per_device_train_batch_size=2)
+    trainer = _trainer(llama_folder, args, prompt_completion(4), random_b=True,
+                       model_kwargs={"quantization_config": quant, "device_map": "cpu"})  # fmt: skip
+    batch = next(iter(trainer.get_train_dataloader()))
+    trainer.model.eval()
+    with torch.no_grad():  # what Trainer.evaluate does
+        trainer.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    trainer.model.train()
+    trainer.compute_loss(trainer.model, dict(batch)).backward()
+    grads = {n: p.grad for n, p in trainer.model.named_parameters() if "lora_" in n}
+    assert grads and all(g is not None and g.abs().sum() > 0 for g in grads.values()), [
+        n for n, g in grads.items() if g is None or g.abs().sum() == 0
+    ]
