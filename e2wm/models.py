@@ -22,7 +22,7 @@ import os
 import random
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -191,6 +191,18 @@ def keep_4bit_differentiable(model: Any) -> list[tuple[Any, bool]]:
             weight.data, weight.quant_state = _convert_weight_packed_for_cpu_inverse(weight.data, state)
         layer.support_avx512bf16_for_cpu = False
     return changed
+
+
+@contextlib.contextmanager
+def differentiable_4bit(model: Any) -> Iterator[None]:
+    """:func:`keep_4bit_differentiable` for the duration of a ``with`` block; the layers' setting is restored
+    after (what the Fisher's estimate wants: it does not own the model)."""
+    changed = keep_4bit_differentiable(model)
+    try:
+        yield
+    finally:
+        for layer, flag in changed:
+            layer.support_avx512bf16_for_cpu = flag
 
 
 def fast_dtype(dtype: str, device: str | None) -> str:

@@ -31,13 +31,12 @@ The artifact (save, load, validate) is ``e2wm.ewc.artifact``; normalizations are
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import itertools
 import json
 import re
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,6 +47,7 @@ from torch import nn
 from e2wm.ewc.artifact import atomic_save_file
 from e2wm.ewc.layers import FisherError, Layout, match_target_modules, weight_layout, weight_shape
 from e2wm.lm import DEFAULT_CHUNK_TOKENS, LMHead
+from e2wm.models import differentiable_4bit
 
 __all__ = ["CHECKPOINT_FILE", "ESTIMATORS", "FisherAccumulator", "FisherEstimate", "checkpoint_file", "estimate_fisher"]
 
@@ -297,21 +297,6 @@ class FisherEstimate:
     num_docs_per_process: list[int]
 
 
-@contextlib.contextmanager
-def _differentiable_4bit(model: nn.Module) -> Iterator[None]:
-    """Gradients through bitsandbytes 4-bit layers on a CPU while the Fisher is estimated (its model check is an
-    eval-mode forward without gradients, which bitsandbytes ≥ 0.50 answers by repacking the weights for a kernel
-    without a backward: ``e2wm.models.keep_4bit_differentiable``); the layers' setting is restored after."""
-    from e2wm.models import keep_4bit_differentiable
-
-    changed = keep_4bit_differentiable(model)
-    try:
-        yield
-    finally:
-        for layer, flag in changed:
-            layer.support_avx512bf16_for_cpu = flag
-
-
 def estimate_fisher(
     model: nn.Module,
     tokenizer: Any,
@@ -383,7 +368,8 @@ def estimate_fisher(
     for _ in itertools.islice(texts, consumed):  # resume: skip what the checkpoint holds
         pass
     window = 8 * batch_size * world_size  # about 8 batches for each process
-    with _differentiable_4bit(model):  # gradients through 4-bit layers on a CPU too
+    # the model check is an eval-mode forward without gradients: bitsandbytes ≥ 0.50 would end the gradients
+    with differentiable_4bit(model):  # through 4-bit layers on a CPU after it
         while chunk := list(itertools.islice(texts, window)):
             mine = [(consumed + i, text) for i, text in enumerate(chunk) if (consumed + i) % world_size == rank]
             encoded = (
