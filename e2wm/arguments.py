@@ -21,7 +21,7 @@ import functools
 import operator
 import types
 import typing
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 __all__ = ["RecipeError", "add_dataclass_arguments", "check_mapping", "from_mapping", "from_namespace"]
@@ -181,17 +181,25 @@ def _check_value(key: str, value: Any, tp: Any, where: str) -> Any:
 
 
 def check_mapping(
-    cls_or_fields: type | Mapping[str, Any], mapping: Mapping[str, Any], where: str, *, owned: Iterable[str] = ()
+    cls_or_fields: type | Mapping[str, Any],
+    mapping: Mapping[str, Any],
+    where: str,
+    *,
+    owned: Iterable[str] = (),
+    choices: Mapping[str, Sequence[Any]] | None = None,
 ) -> dict[str, Any]:
     """Check ``mapping``'s keys and value types against a dataclass (or a ``{name: type}`` mapping).
 
     Returns the values, converted where unambiguous (``"5e-1"`` → 0.5, ``"a,b"`` → ``["a", "b"]``). Keys in
-    ``owned`` are set by the caller and refused here with a message that says so."""
+    ``owned`` are set by the caller and refused here with a message that says so. A value must be one of its
+    field's ``choices`` (``choices``, else a dataclass field's ``metadata["choices"]``), as on the command line."""
     if not isinstance(mapping, Mapping):
         raise RecipeError(f"{where} must be a mapping (key: value), got {type(mapping).__name__}")
     known = _hints(cls_or_fields) if isinstance(cls_or_fields, type) else dict(cls_or_fields)
     if isinstance(cls_or_fields, type):
         known = {f.name: known[f.name] for f in dataclasses.fields(cls_or_fields) if f.init}
+        choices = {**field_choices(cls_or_fields), **(choices or {})}
+    choices = choices or {}
     owned = set(owned)
     values = {}
     for key, value in mapping.items():
@@ -202,7 +210,17 @@ def check_mapping(
             hint = f"; did you mean {close[0]}?" if close else f"; known keys: {', '.join(sorted(known))}"
             raise RecipeError(f"{where}: unknown key {key!r}{hint}")
         values[key] = _check_value(str(key), value, known[key], where)
+        allowed = choices.get(str(key))
+        if allowed is not None and value is not None and values[key] not in allowed:
+            close = difflib.get_close_matches(str(value), [str(c) for c in allowed], n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            raise RecipeError(f"{where}: {key} must be one of {', '.join(map(str, allowed))}, got {value!r}{hint}")
     return values
+
+
+def field_choices(cls: type) -> dict[str, Sequence[Any]]:
+    """``{field: choices}`` of a dataclass's fields that declare ``metadata["choices"]`` (the CLI's choices)."""
+    return {f.name: f.metadata["choices"] for f in dataclasses.fields(cls) if "choices" in f.metadata}
 
 
 def from_mapping(cls: type, mapping: Mapping[str, Any], where: str, **extra: Any) -> Any:

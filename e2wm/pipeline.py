@@ -43,7 +43,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from e2wm.arguments import RecipeError, check_mapping, from_mapping
+from e2wm.arguments import RecipeError, check_mapping, field_choices, from_mapping
 from e2wm.utils import atomic_write_text
 
 __all__ = ["PIPELINE", "STAGES", "PipelineError", "Recipe", "Stage", "load_recipe", "run_pipeline", "run_stages"]
@@ -176,7 +176,9 @@ def evaluate_settings(recipe: Recipe) -> dict[str, Any]:
 
     types = {k: v for k, v in typing.get_type_hints(EvalConfig).items() if k not in _EVAL_OWNED}
     types["perplexity_docs"] = int
-    return check_mapping(types, recipe.evaluate, f"{recipe.path}: evaluate", owned=_EVAL_OWNED)
+    return check_mapping(
+        types, recipe.evaluate, f"{recipe.path}: evaluate", owned=_EVAL_OWNED, choices=field_choices(EvalConfig)
+    )
 
 
 def eval_config(

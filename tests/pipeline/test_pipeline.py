@@ -55,6 +55,10 @@ def test_bad_recipes_are_refused_with_the_fix(tmp_path, text, message):
         (("  limit: 6", "  limt: 6"), "unknown key 'limt'; did you mean limit?"),
         (("  limit: 6", "  limit: -1"), "--limit must be at least 1"),
         (
+            ("  limit: 6", "  limit: 6\n  dtype: fastest"),
+            "evaluate: dtype must be one of float32, bfloat16, float16, fast, got 'fastest'; did you mean fast?",
+        ),
+        (
             ("tasks: [counting_qa,", "tasks: [countin_qa,"),
             "unknown evaluation task 'countin_qa'; did you mean counting_qa?",
         ),
